@@ -1,0 +1,1 @@
+"""The MCP application: settings, construction, resources, notifications, transports and CLI."""

@@ -1,0 +1,135 @@
+"""Artifact resources, installed as low-level handlers on the MCPServer.
+
+`MCPServer` neither pages `resources/list` nor lets a template read choose its own mime type, and it
+has no public hook for the legacy `resources/subscribe`. This is the one module that reaches into
+`_lowlevel_server` to install: paged `resources/list`, `resources/templates/list`, per-artifact
+`resources/read`, and `resources/subscribe` / `resources/unsubscribe` (2025-11-25 clients;
+2026-07-28 clients use `subscriptions/listen`, which the SDK serves from our bus).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import TYPE_CHECKING, Any
+
+from mcp import MCPError
+from mcp.server import MCPServer, NotificationOptions, ServerRequestContext
+from mcp.types import (
+    INVALID_PARAMS,
+    BlobResourceContents,
+    EmptyResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    PaginatedRequestParams,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    Resource,
+    ResourceTemplate,
+    SubscribeRequestParams,
+    TextResourceContents,
+    UnsubscribeRequestParams,
+)
+
+from storage.errors import InvalidInput, NotFound
+from storage.models import ListQuery
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+_URI = re.compile(r"^artifact://(?P<id>art_[0-9a-f]{32})(?P<sub>/content|/versions)?$")
+
+TEMPLATES = [
+    ResourceTemplate(uri_template="artifact://{artifact_id}", name="artifact",
+                     description="An artifact version's metadata (JSON).", mime_type="application/json"),
+    ResourceTemplate(uri_template="artifact://{artifact_id}/content", name="artifact-content",
+                     description="An artifact version's content: text, or a binary blob with its own mime type."),
+    ResourceTemplate(uri_template="artifact://{artifact_id}/versions", name="artifact-versions",
+                     description="All versions of the artifact (JSON, oldest first).",
+                     mime_type="application/json"),
+]
+
+
+def _not_found(uri: str, why: str) -> MCPError:
+    return MCPError(code=INVALID_PARAMS, message=f"Resource not found: {uri} ({why})", data={"uri": uri})
+
+
+def install_resources(app: MCPServer, runtime: Runtime) -> None:
+    low = app._lowlevel_server
+
+    async def list_resources(ctx: ServerRequestContext[Any, Any],
+                             params: PaginatedRequestParams | None) -> ListResourcesResult:
+        cursor = params.cursor if params is not None else None
+        try:
+            page = await runtime.store.list(
+                runtime.default_scope, ListQuery(limit=runtime.settings.resources_page_size, cursor=cursor)
+            )
+        except InvalidInput as exc:
+            raise MCPError(code=INVALID_PARAMS, message=f"invalid cursor: {exc.message}") from None
+        return ListResourcesResult(
+            resources=[
+                Resource(uri=a.uri, name=a.name, title=f"{a.name} (v{a.version})",
+                         description=a.description or a.content_preview, mime_type="application/json",
+                         size=a.size_bytes)
+                for a in page.artifacts
+            ],
+            next_cursor=page.next_cursor,
+        )
+
+    async def list_templates(ctx: ServerRequestContext[Any, Any],
+                             params: PaginatedRequestParams | None) -> ListResourceTemplatesResult:
+        return ListResourceTemplatesResult(resource_templates=TEMPLATES)
+
+    async def read_resource(ctx: ServerRequestContext[Any, Any],
+                            params: ReadResourceRequestParams) -> ReadResourceResult:
+        uri = str(params.uri)
+        match = _URI.match(uri)
+        if match is None:
+            raise _not_found(uri, "expected artifact://{artifact_id}[/content|/versions]")
+        artifact_id, sub = match["id"], match["sub"]
+        store = runtime.store
+        scope = await store.locate(artifact_id)
+        if scope is None:
+            raise _not_found(uri, "no such artifact")
+        try:
+            if sub == "/content":
+                body = await store.read_content(scope, artifact_id)
+                if body.text is not None:
+                    contents: Any = TextResourceContents(uri=uri, mime_type=body.mime_type, text=body.text)
+                else:
+                    contents = BlobResourceContents(uri=uri, mime_type=body.mime_type,
+                                                    blob=base64.b64encode(body.data or b"").decode())
+            elif sub == "/versions":
+                versions = await store.versions(scope, artifact_id)
+                payload = "[" + ",".join(v.model_dump_json() for v in versions) + "]"
+                contents = TextResourceContents(uri=uri, mime_type="application/json", text=payload)
+            else:
+                art = await store.get(scope, artifact_id, include_expired=False, max_chars=0)
+                contents = TextResourceContents(uri=uri, mime_type="application/json", text=art.model_dump_json())
+        except NotFound as exc:
+            raise _not_found(uri, exc.message) from None
+        return ReadResourceResult(contents=[contents])
+
+    async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        runtime.notifier.subscribe(ctx, str(params.uri))
+        return EmptyResult()
+
+    async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        runtime.notifier.unsubscribe(ctx, str(params.uri))
+        return EmptyResult()
+
+    low.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
+    low.add_request_handler("resources/templates/list", PaginatedRequestParams, list_templates)
+    low.add_request_handler("resources/read", ReadResourceRequestParams, read_resource)
+    low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+
+    # MCPServer builds the legacy `initialize` capabilities without NotificationOptions, so it would
+    # advertise `listChanged: false` although we do send list_changed notifications.
+    original = low.create_initialization_options
+
+    def with_list_changed(notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any):
+        options = notification_options or NotificationOptions(resources_changed=True)
+        return original(options, *args, **kwargs)
+
+    low.create_initialization_options = with_list_changed  # type: ignore[method-assign]

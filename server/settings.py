@@ -1,0 +1,68 @@
+"""Settings from flags, environment (`ARTIFACT_MCP_…`) and `.env`, in that order of precedence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.models import Scope, ScopeId
+from storage.sharing import StoreConfig
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "artifact-mcp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARTIFACT_MCP_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the catalog and blobs live.")
+    catalog_path: str | None = Field(None, description="DuckDB file, or ':memory:' (default DATA_DIR/catalog.duckdb).")
+    blob_url: str | None = Field(None, description="fsspec URL for blobs (default file://DATA_DIR/blobs).")
+    max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1, description="Largest content or file accepted.")
+    allowed_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Directories upload_artifact may read server paths from (comma list)."
+    )
+    org_id: ScopeId = "default"
+    workspace_id: ScopeId = "default"
+    namespace_id: ScopeId = "default"
+    transport: Literal["stdio", "sse", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    memory_limit: str | None = Field("2GB", description="DuckDB memory limit.")
+    blob_fsync: bool = True
+    sweep_interval_seconds: float = Field(60.0, gt=0)
+    gc_interval_seconds: float = Field(3600.0, gt=0)
+    resources_page_size: int = Field(50, ge=1, le=200)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_roots", "allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def default_scope(self) -> Scope:
+        return Scope(org_id=self.org_id, workspace_id=self.workspace_id, namespace_id=self.namespace_id)
+
+    def store_config(self) -> StoreConfig:
+        catalog = self.catalog_path or str(self.data_dir / "catalog.duckdb")
+        blobs = self.blob_url or (self.data_dir / "blobs").resolve().as_uri()
+        return StoreConfig(
+            catalog_path=catalog,
+            blob_url=blobs,
+            max_upload_bytes=self.max_upload_bytes,
+            memory_limit=self.memory_limit,
+            blob_fsync=self.blob_fsync,
+            sweep_interval_seconds=self.sweep_interval_seconds,
+            gc_interval_seconds=self.gc_interval_seconds,
+        )

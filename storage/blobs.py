@@ -1,0 +1,163 @@
+"""Content-addressed blob storage on any fsspec filesystem.
+
+Bytes live under `<root>/sha256/ab/cd/<hex>`. A write goes to `<root>/tmp/<random>` first and is
+then moved into place, so a crash never leaves a partial blob under a real key, and identical
+bytes are stored once. The garbage collector removes blobs no catalog row references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from storage.errors import TooLarge
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "sha256"
+
+
+def blob_key(sha256_hex: str) -> str:
+    return f"{_PREFIX}/{sha256_hex[:2]}/{sha256_hex[2:4]}/{sha256_hex}"
+
+
+class BlobStore:
+    """Put/get/delete immutable blobs by SHA-256 under an fsspec URL."""
+
+    def __init__(self, url: str, *, max_bytes: int, fsync: bool = True) -> None:
+        self.url = url
+        self.max_bytes = max_bytes
+        self.fsync = fsync
+        self.fs: fsspec.AbstractFileSystem
+        self.fs, self.root = url_to_fs(url)
+        self.root = self.root.rstrip("/")
+        self._local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        # Keys being written or about to be referenced by an uncommitted catalog row: the
+        # collector must not take them even though no row points at them yet.
+        self._pinned: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def check_size(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise TooLarge(
+                f"content is {size} bytes, over the {self.max_bytes}-byte limit "
+                "(ARTIFACT_MCP_MAX_UPLOAD_BYTES); split it or store a smaller file"
+            )
+
+    @contextmanager
+    def pinned(self, key: str) -> Iterator[None]:
+        """Protect `key` from garbage collection while a catalog write that references it is in flight."""
+        with self._lock:
+            self._pinned[key] = self._pinned.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                n = self._pinned[key] - 1
+                if n:
+                    self._pinned[key] = n
+                else:
+                    del self._pinned[key]
+
+    def put(self, data: bytes) -> tuple[str, str]:
+        """Store bytes; returns (key, sha256 hex). The caller should hold `pinned(key)` until its row commits."""
+        self.check_size(len(data))
+        digest = hashlib.sha256(data).hexdigest()
+        key = blob_key(digest)
+        final = self._path(key)
+        if self.fs.exists(final):
+            return key, digest
+        tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+        if self._local:
+            # Local disk: write, fsync, rename: the rename is atomic and the bytes are durable first.
+            import os
+
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                if self.fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        else:
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            self.fs.makedirs(self.fs._parent(final), exist_ok=True)
+            self.fs.mv(tmp, final)
+        return key, digest
+
+    def get(self, key: str) -> bytes:
+        return self.fs.cat_file(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self._path(key))
+
+    def local_path(self, key: str) -> str | None:
+        """Filesystem path of the blob when the store is on local disk, else None."""
+        return self._path(key) if self._local else None
+
+    def delete_unreferenced(self, keys: Iterable[str], still_referenced: Iterable[str]) -> int:
+        """Delete the given keys unless referenced or pinned. Returns how many were removed."""
+        keep = set(still_referenced)
+        removed = 0
+        for key in set(keys) - keep:
+            with self._lock:
+                if key in self._pinned:
+                    continue
+            try:
+                self.fs.rm_file(self._path(key))
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def iter_keys(self) -> Iterator[str]:
+        base = f"{self.root}/{_PREFIX}"
+        if not self.fs.exists(base):
+            return
+        for path in self.fs.find(base):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            yield blob_key(name)
+
+    def collect(self, referenced: set[str], *, tmp_grace_seconds: float = 3600.0) -> int:
+        """Remove blobs that no catalog row references, and stale temporary files."""
+        removed = self.delete_unreferenced(self.iter_keys(), referenced)
+        now = time.time()
+        tmp_dir = f"{self.root}/tmp"
+        for info in self.fs.ls(tmp_dir, detail=True) if self.fs.exists(tmp_dir) else []:
+            mtime = _mtime(info)
+            if mtime is not None and now - mtime > tmp_grace_seconds:
+                try:
+                    self.fs.rm_file(info["name"])
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        if removed:
+            log.info("blob gc removed %d blobs", removed)
+        return removed
+
+
+def _mtime(info: dict) -> float | None:
+    for field in ("mtime", "created", "LastModified", "last_modified"):
+        value = info.get(field)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None

@@ -1,0 +1,46 @@
+"""Errors the storage layer raises. Each carries a message written for the caller to act on."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class: an error the caller can fix by changing its request."""
+
+    kind = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(StoreError):
+    kind = "invalid"
+
+
+class NotFound(StoreError):
+    kind = "not_found"
+
+
+class Conflict(StoreError):
+    """A precondition failed, e.g. `expected_version` is stale."""
+
+    kind = "conflict"
+
+
+class TooLarge(StoreError):
+    kind = "too_large"
+
+
+class Forbidden(StoreError):
+    kind = "forbidden"
+
+
+class Unavailable(StoreError):
+    """The store could not be reached (e.g. while store ownership moves between processes)."""
+
+    kind = "unavailable"
+
+
+ERROR_KINDS: dict[str, type[StoreError]] = {
+    cls.kind: cls for cls in (InvalidInput, NotFound, Conflict, TooLarge, Forbidden, Unavailable)
+}

@@ -1,0 +1,244 @@
+"""Pydantic models shared by the storage layer, the MCP tools and (later) the REST mirror.
+
+They are the single source of truth for field names, limits and documentation: tool input
+schemas and output schemas are generated from these classes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+
+# --- limits (also quoted in error messages, so an agent knows what to change) -------------------
+
+MAX_NAME_CHARS = 512
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_SUMMARY_CHARS = 20_000
+MAX_TAGS = 64
+MAX_TAG_CHARS = 64
+MAX_KEYWORDS = 64
+MAX_KEYWORD_CHARS = 128
+MAX_METADATA_BYTES = 64 * 1024
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+PREVIEW_CHARS = 500
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+ARTIFACT_ID_PATTERN = r"^art_[0-9a-f]{32}$"
+
+ScopeId = Annotated[
+    str,
+    StringConstraints(pattern=ID_PATTERN),
+    Field(description="Letters, digits, '_', '.', ':' or '-'; 1-128 characters."),
+]
+ArtifactId = Annotated[
+    str,
+    StringConstraints(pattern=ARTIFACT_ID_PATTERN),
+    Field(description="An artifact version id as returned by create/list, e.g. 'art_3f2a…' (36 chars)."),
+]
+ArtifactStatus = Literal["pending", "processing", "ready", "failed", "archived"]
+Visibility = Literal["namespace", "workspace", "org"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS, strip_whitespace=True)]
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, strip_whitespace=True)]
+ArtifactType = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
+    Field(description="Kind of artifact, e.g. 'report', 'summary', 'transcript', 'json', 'code', 'file'."),
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, strip_whitespace=True),
+    Field(description=f"Human-readable name, 1-{MAX_NAME_CHARS} characters."),
+]
+
+
+def _check_metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes once serialized; store bulk data "
+                         "as the artifact's content instead")
+    return value
+
+
+Metadata = Annotated[dict[str, JsonValue], AfterValidator(_check_metadata)]
+
+
+class Scope(BaseModel):
+    """Tenant scope: every artifact lives in exactly one org / workspace / namespace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    org_id: ScopeId
+    workspace_id: ScopeId
+    namespace_id: ScopeId
+
+    def label(self) -> str:
+        return f"{self.org_id}/{self.workspace_id}/{self.namespace_id}"
+
+
+class ArtifactFields(BaseModel):
+    """Descriptive fields an agent may set on create and change on update."""
+
+    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS)] = None
+    thread_id: ScopeId | None = Field(None, description="Conversation/thread this artifact belongs to.")
+    summary: Annotated[str | None, Field(max_length=MAX_SUMMARY_CHARS)] = None
+    keywords: Annotated[list[Keyword] | None, Field(max_length=MAX_KEYWORDS)] = None
+    tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS,
+                                            description=f"Up to {MAX_TAGS} tags for filtering.")] = None
+    metadata: Metadata | None = Field(None, description="Free JSON object, at most 64 KiB serialized.")
+    source: Annotated[str | None, Field(max_length=256, description="Where it came from, e.g. 'agent'.")] = None
+    source_execution_id: Annotated[str | None, Field(max_length=256)] = None
+    source_step_id: Annotated[str | None, Field(max_length=256)] = None
+    source_tool: Annotated[str | None, Field(max_length=256)] = None
+    scope: Visibility | None = Field(None, description="Visibility level recorded on the artifact.")
+    ttl_seconds: Annotated[int | None, Field(ge=1, le=MAX_TTL_SECONDS,
+                                             description="Expire this many seconds after the write.")] = None
+    is_pinned: bool | None = Field(None, description="Pinned artifacts never expire.")
+
+
+class NewArtifact(ArtifactFields):
+    """Everything the service needs to create an artifact (from JSON content or from bytes)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: Name
+    artifact_type: ArtifactType = "document"
+    status: ArtifactStatus = "ready"
+    content: JsonValue = None
+    data: bytes | None = None
+    file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
+    mime_type: Annotated[str | None, Field(max_length=255)] = None
+    created_by: Annotated[str | None, Field(max_length=256)] = None
+
+
+class ArtifactPatch(ArtifactFields):
+    """An update. Content (`content` or `data`) makes a new version; anything else updates in place."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: Name | None = None
+    artifact_type: ArtifactType | None = None
+    status: ArtifactStatus | None = None
+    content: JsonValue = None
+    data: bytes | None = None
+    file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
+    mime_type: Annotated[str | None, Field(max_length=255)] = None
+    clear_ttl: bool = False
+    expected_version: int | None = Field(None, ge=1)
+    updated_by: Annotated[str | None, Field(max_length=256)] = None
+
+    def changes_content(self) -> bool:
+        return self.content is not None or self.data is not None
+
+
+class ListQuery(BaseModel):
+    """Filters and page position for listing artifacts."""
+
+    thread_id: ScopeId | None = None
+    artifact_types: list[ArtifactType] | None = None
+    status: ArtifactStatus | None = None
+    tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS)] = None
+    created_by: Annotated[str | None, Field(max_length=256)] = None
+    include_expired: bool = False
+    latest_only: bool = True
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    cursor: Annotated[str | None, Field(max_length=4096)] = None
+
+
+class Artifact(BaseModel):
+    """One artifact version, as stored in the catalog."""
+
+    artifact_id: str
+    org_id: str
+    workspace_id: str
+    namespace_id: str
+    thread_id: str | None
+    name: str
+    description: str | None
+    artifact_type: str
+    version: int
+    root_artifact_id: str
+    is_latest: bool
+    replaced_by_version: int | None
+    content: JsonValue = Field(None, description="The JSON content (text or structured) for created artifacts.")
+    content_preview: str | None
+    content_text: str | None = Field(None, description="Extracted text (may be truncated, see content_truncated).")
+    content_truncated: bool = False
+    file_name: str | None
+    mime_type: str
+    size_bytes: int
+    sha256: str | None
+    has_file: bool
+    summary: str | None
+    keywords: list[str]
+    tags: list[str]
+    metadata: dict[str, Any]
+    source: str | None
+    source_execution_id: str | None
+    source_step_id: str | None
+    source_tool: str | None
+    scope: str
+    status: str
+    ttl_seconds: int | None
+    expires_at: datetime | None
+    is_pinned: bool
+    is_expired: bool
+    is_indexed: bool
+    indexed_at: datetime | None
+    index_collection: str | None
+    index_error: str | None
+    index_attempts: int
+    embedding_model_id: str | None
+    chunk_count: int
+    promoted_to_source_id: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    uri: str = Field(description="MCP resource URI of this version's metadata.")
+
+    @field_validator("expires_at", "indexed_at", "created_at", "updated_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # The catalog stores naive UTC; JSON consumers need the offset (RFC 3339 date-time).
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class ArtifactPage(BaseModel):
+    artifacts: list[Artifact]
+    total: int = Field(description="Number of artifacts matching the filters (all pages).")
+    has_more: bool
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page.")
+
+
+class UpdateResult(BaseModel):
+    artifact: Artifact
+    new_version: bool = Field(description="True when the content changed and a new version was created.")
+
+
+class ChangeEvent(BaseModel):
+    """What changed, for notifications: `uris` were updated; `list_changed` when artifacts came or went."""
+
+    kind: Literal["created", "updated", "deleted"]
+    scope: Scope
+    root_artifact_id: str
+    artifact_ids: list[str]
+
+
+class DeleteResult(BaseModel):
+    deleted_artifact_ids: list[str]
+    root_artifact_id: str
+    remaining_versions: int
+    blobs_removed: int
+
+
+class ContentBody(BaseModel):
+    """Raw content of one version, for resources/read and downloads."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    artifact_id: str
+    mime_type: str
+    file_name: str | None
+    text: str | None = None
+    data: bytes | None = None

@@ -1,0 +1,72 @@
+"""Reading server-local files for upload, confined to configured allowed roots.
+
+The path is resolved (symlinks included) and must stay under a root; `..` components are refused
+outright. The file is then opened with O_NOFOLLOW and the opened descriptor is checked again, so
+swapping a path component for a symlink between the check and the open gains nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from storage.errors import Forbidden, InvalidInput, NotFound, TooLarge
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def read_allowed_file(raw_path: str, roots: Sequence[str], max_bytes: int) -> tuple[bytes, str]:
+    """Return (bytes, file name) of `raw_path` if it lies under one of `roots`."""
+    if not roots:
+        raise Forbidden(
+            "uploading from a server path is disabled: no allowed roots are configured "
+            "(set ARTIFACT_MCP_ALLOWED_ROOTS); send the bytes as base64 `data` instead"
+        )
+    if not raw_path or "\x00" in raw_path:
+        raise InvalidInput("path must be a non-empty file path")
+    if ".." in Path(raw_path).parts:
+        raise Forbidden(f"path {raw_path!r} contains '..'; give a path inside an allowed root without '..'")
+    if not os.path.isabs(raw_path):
+        raise InvalidInput(f"path {raw_path!r} is relative; give an absolute path under an allowed root")
+    real_roots = [os.path.realpath(r) for r in roots]
+    resolved = os.path.realpath(raw_path)
+    if not any(_inside(resolved, r) for r in real_roots):
+        raise Forbidden(
+            f"path {raw_path!r} resolves outside the allowed roots ({', '.join(roots)}); "
+            "symlinks are followed before this check"
+        )
+    try:
+        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NotFound(f"no file at {raw_path!r}") from None
+    except OSError as exc:
+        raise Forbidden(f"cannot open {raw_path!r}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{raw_path!r} is not a regular file")
+        opened = os.path.realpath(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else resolved
+        if not any(_inside(opened, r) for r in real_roots):
+            raise Forbidden(f"path {raw_path!r} changed to point outside the allowed roots while being opened")
+        if st.st_size > max_bytes:
+            raise TooLarge(
+                f"file is {st.st_size} bytes, over the {max_bytes}-byte limit (ARTIFACT_MCP_MAX_UPLOAD_BYTES)"
+            )
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise TooLarge(f"file grew past the {max_bytes}-byte limit while being read")
+        return data, os.path.basename(resolved)
+    finally:
+        os.close(fd)

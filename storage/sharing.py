@@ -1,0 +1,409 @@
+"""Several processes, one store.
+
+DuckDB lets one process write a database file. Every `artifact-mcp serve` on the same data directory
+builds a `StoreClient`: the first to take `store.lock` opens the store and serves it on a local Unix
+socket; the others forward every call over that socket. When the owner exits, its lock is released
+and its socket closes; the forwarders race for the lock, one becomes the new owner and the rest
+reconnect to it. Calls made meanwhile wait for the new owner instead of failing.
+
+Frames on the socket: one JSON header line, then `len` bytes of JSON body (pydantic-encoded, so
+bytes travel as base64). Owner -> forwarder frames are either a response (`id`) or a change event.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import inspect
+import itertools
+import json
+import logging
+import os
+import tempfile
+import typing
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
+
+from storage.blobs import BlobStore
+from storage.catalog import Catalog
+from storage.errors import ERROR_KINDS, StoreError, Unavailable
+from storage.models import (
+    Artifact,
+    ArtifactPage,
+    ArtifactPatch,
+    ChangeEvent,
+    ContentBody,
+    DeleteResult,
+    ListQuery,
+    NewArtifact,
+    Scope,
+    UpdateResult,
+)
+from storage.service import DEFAULT_MAX_CHARS, ArtifactStore, new_artifact_id
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[ChangeEvent], Awaitable[None]]
+_MAX_HEADER = 64 * 1024
+_RETURNS: dict[str, Any] = {
+    "create": Artifact, "get": Artifact, "list": ArtifactPage, "versions": list[Artifact],
+    "update": UpdateResult, "delete": DeleteResult, "read_content": ContentBody, "locate": Scope | None,
+}
+# Safe to send again after the owner vanished mid-call (create is, thanks to its pre-chosen id).
+_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate"}
+
+
+def _params_model(name: str) -> type[BaseModel]:
+    fn = getattr(ArtifactStore, name)
+    hints = typing.get_type_hints(fn)
+    fields: dict[str, Any] = {}
+    for pname, param in inspect.signature(fn).parameters.items():
+        if pname == "self":
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (hints[pname], default)
+    return create_model(f"{name}_params", __config__=ConfigDict(ser_json_bytes="base64",
+                                                                 val_json_bytes="base64"), **fields)
+
+
+_PARAMS = {name: _params_model(name) for name in _RETURNS}
+_RESULTS = {name: TypeAdapter(tp) for name, tp in _RETURNS.items()}
+_EVENT = TypeAdapter(ChangeEvent)
+
+
+class StoreConfig(BaseModel):
+    catalog_path: str
+    blob_url: str
+    max_upload_bytes: int = 100 * 1024 * 1024
+    memory_limit: str | None = None
+    blob_fsync: bool = True
+    sweep_interval_seconds: float = 60.0
+    gc_interval_seconds: float = 3600.0
+    takeover_timeout_seconds: float = 60.0
+
+    @property
+    def shared(self) -> bool:
+        return self.catalog_path != ":memory:"
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.abspath(self.catalog_path) + ".lock"
+
+    @property
+    def socket_path(self) -> str:
+        path = os.path.abspath(self.catalog_path) + ".sock"
+        if len(path.encode()) < 100:
+            return path
+        # AF_UNIX paths are limited to ~108 bytes: fall back to a short, per-store name in /tmp.
+        digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"artifact-mcp-{os.getuid()}-{digest}.sock")
+
+
+def open_store(cfg: StoreConfig) -> ArtifactStore:
+    catalog = Catalog(cfg.catalog_path, memory_limit=cfg.memory_limit)
+    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
+    return ArtifactStore(catalog, blobs, max_content_bytes=cfg.max_upload_bytes)
+
+
+async def _write_frame(stream: anyio.abc.ByteSendStream, lock: anyio.Lock, header: dict[str, Any],
+                       body: bytes = b"") -> None:
+    header["len"] = len(body)
+    async with lock:
+        await stream.send(json.dumps(header).encode() + b"\n" + body)
+
+
+async def _read_frame(reader: BufferedByteReceiveStream) -> tuple[dict[str, Any], bytes]:
+    header = json.loads(await reader.receive_until(b"\n", _MAX_HEADER))
+    body = await reader.receive_exactly(header["len"]) if header["len"] else b""
+    return header, body
+
+
+class StoreClient:
+    """The async facade the server uses: same methods in every process, whoever owns the store."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        self.cfg = cfg
+        self.role: str = "starting"
+        self.store: ArtifactStore | None = None
+        self._listeners: list[Listener] = []
+        self._stack = AsyncExitStack()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._ready = anyio.Event()
+        self._lock_fd: int | None = None
+        # owner side
+        self._peers: dict[int, tuple[anyio.abc.ByteStream, anyio.Lock]] = {}
+        self._owner_scope: anyio.CancelScope | None = None
+        # forwarder side
+        self._conn: anyio.abc.ByteStream | None = None
+        self._send_lock = anyio.Lock()
+        self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
+        self._ids = itertools.count(1)
+        self._closing = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def __aenter__(self) -> StoreClient:
+        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        if not self.cfg.shared:
+            await self._become_owner(serve_socket=False)
+        else:
+            with anyio.fail_after(self.cfg.takeover_timeout_seconds):
+                await self._establish()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        if self.role == "owner":
+            if self.cfg.shared:
+                try:
+                    os.unlink(self.cfg.socket_path)
+                except FileNotFoundError:
+                    pass
+            # Closing the peers' streams is what tells the forwarders to take over.
+            for stream, _ in list(self._peers.values()):
+                await stream.aclose()
+            self._peers.clear()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._stack.aclose()
+        if self.store is not None:
+            await anyio.to_thread.run_sync(self.store.close)
+            self.store = None
+        if self._conn is not None:
+            await self._conn.aclose()
+            self._conn = None
+        if self._lock_fd is not None:
+            # Only after DuckDB is closed, so the next owner can open the file.
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _try_lock(self) -> bool:
+        os.makedirs(os.path.dirname(self.cfg.lock_path), exist_ok=True)
+        fd = os.open(self.cfg.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    async def _establish(self) -> None:
+        delay = 0.01
+        while not self._closing:
+            if self._try_lock():
+                await self._become_owner(serve_socket=True)
+                return
+            try:
+                stream = await anyio.connect_unix(self.cfg.socket_path)
+            except OSError:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            self._conn = stream
+            self.role = "forwarder"
+            assert self._tg is not None
+            self._tg.start_soon(self._forwarder_reader, stream)
+            self._ready.set()
+            log.info("store at %s is owned by another process; forwarding to it", self.cfg.catalog_path)
+            return
+
+    async def _become_owner(self, *, serve_socket: bool) -> None:
+        self.store = await anyio.to_thread.run_sync(open_store, self.cfg)
+        self.role = "owner"
+        assert self._tg is not None
+        if serve_socket:
+            try:
+                os.unlink(self.cfg.socket_path)
+            except FileNotFoundError:
+                pass
+            listener = await anyio.create_unix_listener(self.cfg.socket_path)
+            self._tg.start_soon(listener.serve, self._serve_peer)
+        self._tg.start_soon(self._housekeeping)
+        self._ready.set()
+        log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
+
+    # --- owner side --------------------------------------------------------------------------
+
+    async def _serve_peer(self, stream: anyio.abc.ByteStream) -> None:
+        key = id(stream)
+        lock = anyio.Lock()
+        self._peers[key] = (stream, lock)
+        reader = BufferedByteReceiveStream(stream)
+        try:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    try:
+                        header, body = await _read_frame(reader)
+                    except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
+                            anyio.ClosedResourceError):
+                        break
+                    tg.start_soon(self._answer, stream, lock, header, body)
+        finally:
+            self._peers.pop(key, None)
+
+    async def _answer(self, stream: anyio.abc.ByteStream, lock: anyio.Lock, header: dict[str, Any],
+                      body: bytes) -> None:
+        rid, method = header["id"], header["method"]
+        try:
+            params = _PARAMS[method].model_validate_json(body)
+            result = await self._invoke_local(method, dict(params))
+            out = {"id": rid}, _RESULTS[method].dump_json(result)
+        except StoreError as exc:
+            out = {"id": rid, "error": {"kind": exc.kind, "message": exc.message}}, b""
+        except Exception:
+            log.exception("store call %s failed", method)
+            out = {"id": rid, "error": {"kind": "internal", "message": f"internal error in {method}"}}, b""
+        try:
+            await _write_frame(stream, lock, *out)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def _invoke_local(self, method: str, kwargs: dict[str, Any]) -> Any:
+        assert self.store is not None
+        result = await anyio.to_thread.run_sync(partial(getattr(self.store, method), **kwargs))
+        if isinstance(result, tuple):
+            result, event = result
+            await self._emit(event)
+        return result
+
+    async def _emit(self, event: ChangeEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(event)
+            except Exception:
+                log.exception("change listener failed")
+        if self._peers:
+            body = _EVENT.dump_json(event)
+            for stream, lock in list(self._peers.values()):
+                try:
+                    await _write_frame(stream, lock, {"event": "change"}, body)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+
+    async def _housekeeping(self) -> None:
+        assert self.store is not None
+        store = self.store
+        await anyio.to_thread.run_sync(store.collect_garbage)
+        since_gc = 0.0
+        while True:
+            await anyio.sleep(self.cfg.sweep_interval_seconds)
+            try:
+                for event in await anyio.to_thread.run_sync(store.sweep_expired):
+                    await self._emit(event)
+                since_gc += self.cfg.sweep_interval_seconds
+                if since_gc >= self.cfg.gc_interval_seconds:
+                    since_gc = 0.0
+                    await anyio.to_thread.run_sync(store.collect_garbage)
+            except Exception:
+                log.exception("housekeeping failed; will retry")
+
+    # --- forwarder side ----------------------------------------------------------------------
+
+    async def _forwarder_reader(self, stream: anyio.abc.ByteStream) -> None:
+        reader = BufferedByteReceiveStream(stream)
+        try:
+            while True:
+                header, body = await _read_frame(reader)
+                if "event" in header:
+                    event = _EVENT.validate_json(body)
+                    for listener in list(self._listeners):
+                        try:
+                            await listener(event)
+                        except Exception:
+                            log.exception("change listener failed")
+                    continue
+                waiter = self._pending.pop(header["id"], None)
+                if waiter is not None:
+                    waiter[1].append((header, body))
+                    waiter[0].set()
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        if self._closing:
+            return
+        log.info("store owner went away; taking over or reconnecting")
+        self._conn = None
+        self._ready = anyio.Event()
+        for event, slot in self._pending.values():
+            slot.append(None)
+            event.set()
+        self._pending.clear()
+        with anyio.fail_after(self.cfg.takeover_timeout_seconds):
+            await self._establish()
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        for _attempt in range(5):
+            with anyio.fail_after(self.cfg.takeover_timeout_seconds):
+                await self._ready.wait()
+            if self.role == "owner":
+                return await self._invoke_local(method, kwargs)
+            conn = self._conn
+            if conn is None:
+                await anyio.sleep(0.01)
+                continue
+            rid = next(self._ids)
+            done, slot = anyio.Event(), []
+            self._pending[rid] = (done, slot)
+            body = _PARAMS[method](**kwargs).model_dump_json().encode()
+            try:
+                await _write_frame(conn, self._send_lock, {"id": rid, "method": method}, body)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                self._pending.pop(rid, None)
+                await anyio.sleep(0.01)
+                continue
+            await done.wait()
+            reply = slot[0]
+            if reply is None:
+                if method in _RETRYABLE:
+                    continue
+                raise Unavailable(
+                    f"the process owning the store exited during {method}; its outcome is unknown. "
+                    "Check with get_artifact/list_artifact_versions before retrying"
+                )
+            header, payload = reply
+            if "error" in header:
+                err = header["error"]
+                cls = ERROR_KINDS.get(err["kind"])
+                if cls is None:
+                    raise RuntimeError(err["message"])
+                raise cls(err["message"])
+            return _RESULTS[method].validate_json(payload)
+        raise Unavailable("could not reach the store owner; try again in a moment")
+
+    # --- the API -----------------------------------------------------------------------------
+
+    async def create(self, scope: Scope, new: NewArtifact) -> Artifact:
+        return await self._call("create", scope=scope, new=new, artifact_id=new_artifact_id())
+
+    async def get(self, scope: Scope, artifact_id: str, include_expired: bool = False,
+                  max_chars: int = DEFAULT_MAX_CHARS) -> Artifact:
+        return await self._call("get", scope=scope, artifact_id=artifact_id, include_expired=include_expired,
+                                max_chars=max_chars)
+
+    async def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
+        return await self._call("list", scope=scope, query=query)
+
+    async def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
+        return await self._call("versions", scope=scope, artifact_id=artifact_id)
+
+    async def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> UpdateResult:
+        return await self._call("update", scope=scope, artifact_id=artifact_id, patch=patch)
+
+    async def delete(self, scope: Scope, artifact_id: str, all_versions: bool = True) -> DeleteResult:
+        return await self._call("delete", scope=scope, artifact_id=artifact_id, all_versions=all_versions)
+
+    async def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
+        return await self._call("read_content", scope=scope, artifact_id=artifact_id)
+
+    async def locate(self, artifact_id: str) -> Scope | None:
+        return await self._call("locate", artifact_id=artifact_id)

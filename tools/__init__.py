@@ -1,0 +1,1 @@
+"""MCP tools: one module per tool family, each thin (validate, call the store, shape the answer)."""

@@ -1,0 +1,110 @@
+"""Turning a pydantic input model + an async function into an MCP tool.
+
+`MCPServer` derives schemas from function signatures; here the pydantic models are the source of
+truth instead, so the tool is built from them directly: the input model is the argument model (its
+JSON schema is the tool's `inputSchema`) and the output model gives the `outputSchema`. Storage
+errors become `ToolError`s, which the client sees as `isError` results with our message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict
+
+from storage.errors import StoreError
+from storage.models import Artifact, Scope, ScopeId
+
+
+class ToolInput(ArgModelBase):
+    """Base of every tool's input model: unknown arguments are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    # Fields whose string values must not be re-parsed as JSON (MCPServer does that for clients that
+    # send objects as JSON strings, which would turn text content like "[1, 2]" into a list).
+    raw_string_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+class ScopeParams(BaseModel):
+    """Optional tenant scope; omitted parts default from the server's settings."""
+
+    org_id: ScopeId | None = None
+    workspace_id: ScopeId | None = None
+    namespace_id: ScopeId | None = None
+
+    def resolve_scope(self, default: Scope) -> Scope:
+        return Scope(
+            org_id=self.org_id or default.org_id,
+            workspace_id=self.workspace_id or default.workspace_id,
+            namespace_id=self.namespace_id or default.namespace_id,
+        )
+
+
+class _Metadata(FuncMetadata):
+    def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        parsed = super().pre_parse_json(data)
+        raw = getattr(self.arg_model, "raw_string_fields", frozenset())
+        for key in raw:
+            if key in data:
+                parsed[key] = data[key]
+        return parsed
+
+
+Handler = Callable[[Any, Context], Awaitable[CallToolResult]]
+
+
+def make_tool(
+    handler: Handler,
+    *,
+    name: str,
+    title: str,
+    input_model: type[ToolInput],
+    output_model: type[BaseModel],
+    annotations: ToolAnnotations,
+) -> Tool:
+    """Build an MCP tool whose description is the handler's docstring."""
+
+    async def run(ctx: Context, **arguments: Any) -> CallToolResult:
+        params = input_model.model_construct(**arguments)
+        try:
+            return await handler(params, ctx)
+        except StoreError as exc:
+            raise ToolError(exc.message) from exc
+
+    schema = input_model.model_json_schema(by_alias=True)
+    return Tool(
+        fn=run,
+        name=name,
+        title=title,
+        description=(handler.__doc__ or "").strip(),
+        parameters=schema,
+        fn_metadata=_Metadata(arg_model=input_model, output_model=output_model),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=annotations,
+    )
+
+
+def link(artifact: Artifact) -> ResourceLink:
+    return ResourceLink(
+        type="resource_link",
+        uri=artifact.uri,
+        name=artifact.name,
+        title=f"{artifact.name} (v{artifact.version})",
+        description=f"{artifact.artifact_type} · {artifact.mime_type} · {artifact.size_bytes} bytes",
+        mime_type="application/json",
+    )
+
+
+def tool_result(structured: BaseModel, text: str, artifacts: Iterable[Artifact] = ()) -> CallToolResult:
+    """Structured content per the output schema, a short text for the model, and links to artifacts."""
+    content: list[Any] = [TextContent(type="text", text=text)]
+    content.extend(link(a) for a in artifacts)
+    return CallToolResult(content=content, structured_content=structured.model_dump(mode="json"))
