@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", help="directory for the catalog and blobs "
                                           "(default ~/.local/share/artifact-mcp)")
-        p.add_argument("--catalog", dest="catalog_path", help="DuckDB file or ':memory:' (default DATA_DIR/catalog.duckdb)")
+        p.add_argument("--catalog", dest="catalog_path",
+                       help="DuckDB file or ':memory:' (default DATA_DIR/catalog.duckdb)")
         p.add_argument("--blob-url", help="fsspec URL for blobs: file://…, s3://bucket/prefix, memory://… "
                                           "(default file://DATA_DIR/blobs)")
         p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

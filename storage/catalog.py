@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,10 +65,8 @@ class Catalog:
         self._migrate()
 
     def close(self) -> None:
-        try:
+        with suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
-        except duckdb.Error:
-            pass
         self.con.close()
 
     # --- schema -----------------------------------------------------------------------------

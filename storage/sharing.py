@@ -22,7 +22,7 @@ import os
 import tempfile
 import typing
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from functools import partial
 from typing import Any
 
@@ -165,10 +165,8 @@ class StoreClient:
         self._closing = True
         if self.role == "owner":
             if self.cfg.shared:
-                try:
+                with suppress(FileNotFoundError):
                     os.unlink(self.cfg.socket_path)
-                except FileNotFoundError:
-                    pass
             # Closing the peers' streams is what tells the forwarders to take over.
             for stream, _ in list(self._peers.values()):
                 await stream.aclose()
@@ -223,10 +221,8 @@ class StoreClient:
         self.role = "owner"
         assert self._tg is not None
         if serve_socket:
-            try:
+            with suppress(FileNotFoundError):
                 os.unlink(self.cfg.socket_path)
-            except FileNotFoundError:
-                pass
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
         self._tg.start_soon(self._housekeeping)
@@ -264,10 +260,8 @@ class StoreClient:
         except Exception:
             log.exception("store call %s failed", method)
             out = {"id": rid, "error": {"kind": "internal", "message": f"internal error in {method}"}}, b""
-        try:
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await _write_frame(stream, lock, *out)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
 
     async def _invoke_local(self, method: str, kwargs: dict[str, Any]) -> Any:
         assert self.store is not None
@@ -286,10 +280,8 @@ class StoreClient:
         if self._peers:
             body = _EVENT.dump_json(event)
             for stream, lock in list(self._peers.values()):
-                try:
+                with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await _write_frame(stream, lock, {"event": "change"}, body)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
 
     async def _housekeeping(self) -> None:
         assert self.store is not None

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real DuckDB file, a real fsspec filesystem, a real MCP client session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server import MCPServer
+
+from server.app import build_app
+from server.runtime import Runtime
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("ARTIFACT_MCP_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A file-backed catalog and an in-memory fsspec blob store unique to the test."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        blob_url=f"memory://blobs-{uuid.uuid4().hex}",
+        allowed_roots=[str(tmp_path / "allowed")],
+        max_upload_bytes=1024 * 1024,
+        memory_limit="512MB",
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def app_runtime(settings: Settings) -> tuple[MCPServer, Runtime]:
+    return build_app(settings)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def era(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: 'auto' speaks 2026-07-28 (stateless), 'legacy' the 2025-11-25 handshake."""
+    return request.param
+
+
+@pytest.fixture
+async def client(app_runtime: tuple[MCPServer, Runtime], era: str) -> AsyncIterator[Client]:
+    app, _ = app_runtime
+    async with Client(app, mode=era) as c:
+        yield c
+
+
+async def call(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    result = await client.call_tool(name, args)
+    assert not result.is_error, result.content[0].text if result.content else result
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(client: Client, name: str, args: dict[str, Any]) -> str:
+    """Call a tool that must fail with a tool error; return the error text."""
+    result = await client.call_tool(name, args)
+    assert result.is_error, f"expected an error from {name}, got {result.structured_content}"
+    return result.content[0].text
