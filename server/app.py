@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from server.resources import install_resources
 from server.runtime import Runtime
 from server.settings import Settings
+from server.timings import Timings
 from tools.artifacts import build_artifact_tools
 
 INSTRUCTIONS = """\
@@ -34,6 +35,9 @@ def _version() -> str:
 def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
     settings = settings or Settings()
     runtime = Runtime(settings)
+    middleware = [runtime.notifier.middleware]
+    if settings.timings_file is not None:
+        middleware.insert(0, Timings(settings.timings_file).middleware)
     app = MCPServer(
         "artifact-mcp",
         title="Artifact memory",
@@ -42,7 +46,7 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         tools=build_artifact_tools(runtime),
         lifespan=runtime.lifespan,
         subscriptions=runtime.bus,
-        middleware=[runtime.notifier.middleware],
+        middleware=middleware,
         log_level=settings.log_level,
     )
     install_resources(app, runtime)

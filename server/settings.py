@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     resources_page_size: int = Field(50, ge=1, le=200)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    timings_file: Path | None = Field(None, description="Benchmarks: write per-tool handler p50/p95 here on exit.")
 
     @field_validator("allowed_roots", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod

@@ -71,10 +71,19 @@ class BlobStore:
                 else:
                     del self._pinned[key]
 
-    def put(self, data: bytes) -> tuple[str, str]:
-        """Store bytes; returns (key, sha256 hex). The caller should hold `pinned(key)` until its row commits."""
+    @contextmanager
+    def staged(self, data: bytes) -> Iterator[tuple[str, str]]:
+        """Write `data` and keep it safe from the collector until the block ends (i.e. until the
+        catalog row that references it has committed). Yields (key, sha256 hex)."""
         self.check_size(len(data))
         digest = hashlib.sha256(data).hexdigest()
+        key = blob_key(digest)
+        with self.pinned(key):
+            self.put(data, digest)
+            yield key, digest
+
+    def put(self, data: bytes, digest: str) -> str:
+        """Store bytes under their SHA-256 `digest`; returns the key. Prefer `staged`."""
         key = blob_key(digest)
         final = self._path(key)
         if self.fs.exists(final):
@@ -96,7 +105,7 @@ class BlobStore:
                 fh.write(data)
             self.fs.makedirs(self.fs._parent(final), exist_ok=True)
             self.fs.mv(tmp, final)
-        return key, digest
+        return key
 
     def get(self, key: str) -> bytes:
         return self.fs.cat_file(self._path(key))
@@ -131,21 +140,19 @@ class BlobStore:
             name = path.rstrip("/").rsplit("/", 1)[-1]
             yield blob_key(name)
 
-    def collect(self, referenced: set[str], *, tmp_grace_seconds: float = 3600.0) -> int:
-        """Remove blobs that no catalog row references, and stale temporary files."""
-        removed = self.delete_unreferenced(self.iter_keys(), referenced)
+    def clean_tmp(self, *, grace_seconds: float = 3600.0) -> int:
+        """Remove temporary files left by writes that died (older than the grace period)."""
+        removed = 0
         now = time.time()
         tmp_dir = f"{self.root}/tmp"
         for info in self.fs.ls(tmp_dir, detail=True) if self.fs.exists(tmp_dir) else []:
             mtime = _mtime(info)
-            if mtime is not None and now - mtime > tmp_grace_seconds:
+            if mtime is not None and now - mtime > grace_seconds:
                 try:
                     self.fs.rm_file(info["name"])
                     removed += 1
                 except FileNotFoundError:
                     pass
-        if removed:
-            log.info("blob gc removed %d blobs", removed)
         return removed
 
 

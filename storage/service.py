@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,12 +109,12 @@ class ArtifactStore:
             )
         return row
 
-    def _body(self, new_content: JsonValue, data: bytes | None, file_name: str | None,
-              mime_type: str | None) -> dict[str, Any]:
-        """Columns describing a version's content, writing the blob for file content."""
+    def _body(self, new_content: JsonValue, blob: tuple[str, str] | None, data: bytes | None,
+              file_name: str | None, mime_type: str | None) -> dict[str, Any]:
+        """Columns describing a version's content; `blob` is the staged (key, sha256) of `data`."""
         if data is not None and new_content is not None:
             raise InvalidInput("give either `content` or file bytes, not both")
-        if data is None:
+        if data is None or blob is None:
             if new_content is None:
                 raise InvalidInput("content is required: a string, or a JSON object/array")
             kind, text, default_mime = contentlib.content_to_text(new_content)
@@ -127,15 +129,33 @@ class ArtifactStore:
                 "mime_type": (mime_type or default_mime).lower(), "size_bytes": size, "sha256": None,
                 "has_file": False, "blob_key": None, "file_name": file_name,
             }
-        self.blobs.check_size(len(data))
         mime = contentlib.detect_mime(data, file_name, mime_type)
         text = contentlib.text_for(data, mime)
-        key, digest = self.blobs.put(data)
+        key, digest = blob
         return {
             "content_kind": None, "content_text": text, "content_preview": contentlib.preview(text),
             "mime_type": mime, "size_bytes": len(data), "sha256": digest, "has_file": True,
             "blob_key": key, "file_name": file_name,
         }
+
+    @contextmanager
+    def _staged(self, data: bytes | None) -> Iterator[tuple[str, str] | None]:
+        """Write file bytes before taking the lock (so a large upload doesn't stall everyone), shielded
+        from the garbage collector until the row referencing them commits."""
+        if data is None:
+            yield None
+            return
+        key = None
+        try:
+            with self.blobs.staged(data) as staged:
+                key = staged[0]
+                yield staged
+        except BaseException:
+            # The write was refused (stale version, unknown id…): leave no unreferenced bytes behind.
+            if key is not None:
+                with self._lock:
+                    self.blobs.delete_unreferenced([key], self.catalog.referenced_blob_keys([key]))
+            raise
 
     @staticmethod
     def _descriptive(fields: ArtifactFields, *, only_set: bool) -> dict[str, Any]:
@@ -152,7 +172,7 @@ class ArtifactStore:
         """Create version 1. A caller-chosen `artifact_id` makes a retried create return the same artifact."""
         now = utcnow()
         artifact_id = artifact_id or new_artifact_id()
-        with self._lock:
+        with self._staged(new.data) as blob, self._lock:
             existing = self.catalog.get(artifact_id, now)
             if existing is not None:
                 if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
@@ -161,7 +181,7 @@ class ArtifactStore:
                     raise Conflict(f"artifact id {artifact_id!r} is already taken")
                 return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
                                                               [artifact_id])
-            body = self._body(new.content, new.data, new.file_name, new.mime_type)
+            body = self._body(new.content, blob, new.data, new.file_name, new.mime_type)
             desc = self._descriptive(new, only_set=False)
             row: dict[str, Any] = {
                 **desc,
@@ -177,18 +197,9 @@ class ArtifactStore:
                 "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
                 "created_at": now, "updated_at": now,
             }
-            self._insert_pinned(row)
+            self._write_version(row, None)
             row["is_expired"] = False
             return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
-
-    def _insert_pinned(self, row: dict[str, Any], replaced: dict[str, Any] | None = None) -> None:
-        """Insert a version row (and retire the previous latest) while its blob is shielded from GC."""
-        key = row.get("blob_key")
-        if key is None:
-            self._write_version(row, replaced)
-            return
-        with self.blobs.pinned(key):
-            self._write_version(row, replaced)
 
     def _write_version(self, row: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         with self.catalog.transaction():
@@ -231,7 +242,7 @@ class ArtifactStore:
 
     def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> tuple[UpdateResult, ChangeEvent]:
         now = utcnow()
-        with self._lock:
+        with self._staged(patch.data) as blob, self._lock:
             row = self._visible_row(scope, artifact_id, now)
             latest = self.catalog.latest(row["root_artifact_id"], now)
             assert latest is not None
@@ -272,7 +283,7 @@ class ArtifactStore:
 
             new_id = new_artifact_id()
             file_name = patch.file_name if patch.file_name is not None else latest["file_name"]
-            body = self._body(patch.content, patch.data, file_name, patch.mime_type)
+            body = self._body(patch.content, blob, patch.data, file_name, patch.mime_type)
             row_new = {k: latest[k] for k in _INHERITED}
             row_new.update(changes)
             row_new.update(body)
@@ -284,7 +295,7 @@ class ArtifactStore:
                 "embedding_model_id": None, "chunk_count": 0,
                 "created_by": patch.updated_by or latest["created_by"], "created_at": now, "updated_at": now,
             })
-            self._insert_pinned(row_new, replaced=latest)
+            self._write_version(row_new, replaced=latest)
             row_new["is_expired"] = False
             return (
                 UpdateResult(artifact=self._to_model(row_new, max_chars=0), new_version=True),
@@ -362,9 +373,17 @@ class ArtifactStore:
         return events
 
     def collect_garbage(self) -> int:
-        """Remove blobs no row references. Runs under the lock so no write can interleave."""
+        """Remove blobs no row references, and dead temporary files.
+
+        Listing the blob store can be slow, so it happens outside the lock; only the final check of
+        the candidates against the catalog (and against in-flight writes) and their deletion hold it."""
+        keys = list(self.blobs.iter_keys())
         with self._lock:
-            return self.blobs.collect(self.catalog.referenced_blob_keys())
+            removed = self.blobs.delete_unreferenced(keys, self.catalog.referenced_blob_keys(keys)) if keys else 0
+        removed += self.blobs.clean_tmp()
+        if removed:
+            log.info("blob gc removed %d files", removed)
+        return removed
 
     @staticmethod
     def _event(kind: str, scope: Scope, root: str, ids: list[str]) -> ChangeEvent:
