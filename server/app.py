@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -35,16 +36,19 @@ def _version() -> str:
 def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
     settings = settings or Settings()
     runtime = Runtime(settings)
-    middleware = [runtime.notifier.middleware]
-    if settings.timings_file is not None:
-        middleware.insert(0, Timings(settings.timings_file).middleware)
+    middleware: list[Any] = [runtime.notifier.middleware]
+    lifespan: Any = runtime.lifespan
+    if settings.timings_file is not None:  # opt-in benchmark timings
+        timings = Timings(settings.timings_file)
+        middleware.insert(0, timings.middleware)
+        lifespan = timings.wrap_lifespan(lifespan)
     app = MCPServer(
         "artifact-mcp",
         title="Artifact memory",
         instructions=INSTRUCTIONS,
         version=_version(),
         tools=build_artifact_tools(runtime),
-        lifespan=runtime.lifespan,
+        lifespan=lifespan,
         subscriptions=runtime.bus,
         middleware=middleware,
         log_level=settings.log_level,

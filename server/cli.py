@@ -91,7 +91,9 @@ def serve(settings: Settings) -> None:
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)
     if settings.transport == "stdio":
-        anyio.run(_until_signal, app.run_stdio_async)
+        from server.stdio import run_stdio
+
+        anyio.run(_until_signal, lambda: run_stdio(app))
         return
     import uvicorn
 

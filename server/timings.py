@@ -11,6 +11,8 @@ from __future__ import annotations
 import atexit
 import json
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,21 @@ class Timings:
             return await call_next(ctx)
         finally:
             self.samples.setdefault(key, []).append((time.perf_counter() - start) * 1000)
+
+    def wrap_lifespan(
+        self, lifespan: Callable[[Any], AbstractAsyncContextManager[Any]]
+    ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+        """Also write when the server's lifespan ends (before the store closes), not only at exit."""
+
+        @asynccontextmanager
+        async def wrapped(app: Any) -> AsyncIterator[Any]:
+            async with lifespan(app) as state:
+                try:
+                    yield state
+                finally:
+                    self.write()
+
+        return wrapped
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -87,7 +87,7 @@ class BlobStore:
         key = blob_key(digest)
         final = self._path(key)
         if self.fs.exists(final):
-            return key, digest
+            return key
         tmp = self._path(f"tmp/{uuid.uuid4().hex}")
         if self._local:
             # Local disk: write, fsync, rename: the rename is atomic and the bytes are durable first.
@@ -122,14 +122,16 @@ class BlobStore:
         keep = set(still_referenced)
         removed = 0
         for key in set(keys) - keep:
+            # Check and remove under one lock hold: a concurrent `staged` write of the same bytes pins the key
+            # and then skips writing because the file exists; removing it in between would leave its row dangling.
             with self._lock:
                 if key in self._pinned:
                     continue
-            try:
-                self.fs.rm_file(self._path(key))
-                removed += 1
-            except FileNotFoundError:
-                pass
+                try:
+                    self.fs.rm_file(self._path(key))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
         return removed
 
     def iter_keys(self) -> Iterator[str]:

@@ -63,6 +63,11 @@ Name = Annotated[
 
 
 def _check_metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ValueError("metadata contains an unpaired surrogate (e.g. \\ud800), which is not valid Unicode "
+                         "text; remove it") from None
     if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes once serialized; store bulk data "
                          "as the artifact's content instead")

@@ -118,7 +118,13 @@ class ArtifactStore:
             if new_content is None:
                 raise InvalidInput("content is required: a string, or a JSON object/array")
             kind, text, default_mime = contentlib.content_to_text(new_content)
-            size = len(text.encode())
+            try:
+                size = len(text.encode())
+            except UnicodeEncodeError:
+                raise InvalidInput(
+                    "content contains an unpaired surrogate (e.g. \\ud800), which is not valid Unicode text; "
+                    "remove it, or send the bytes as a file with upload_artifact"
+                ) from None
             if size > self.max_content_bytes:
                 raise TooLarge(
                     f"content is {size} bytes, over the {self.max_content_bytes}-byte limit "
@@ -173,14 +179,6 @@ class ArtifactStore:
         now = utcnow()
         artifact_id = artifact_id or new_artifact_id()
         with self._staged(new.data) as blob, self._lock:
-            existing = self.catalog.get(artifact_id, now)
-            if existing is not None:
-                if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
-                    scope.org_id, scope.workspace_id, scope.namespace_id,
-                ) or existing["name"] != new.name:
-                    raise Conflict(f"artifact id {artifact_id!r} is already taken")
-                return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
-                                                              [artifact_id])
             body = self._body(new.content, blob, new.data, new.file_name, new.mime_type)
             desc = self._descriptive(new, only_set=False)
             row: dict[str, Any] = {
@@ -197,7 +195,17 @@ class ArtifactStore:
                 "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
                 "created_at": now, "updated_at": now,
             }
-            self._write_version(row, None)
+            # No existence check up front: the primary key catches a retried id, and only then is the
+            # existing row read (a single INSERT is its own transaction).
+            if not self.catalog.insert_new(row):
+                existing = self.catalog.get(artifact_id, now)
+                assert existing is not None
+                if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
+                    scope.org_id, scope.workspace_id, scope.namespace_id,
+                ) or existing["name"] != new.name:
+                    raise Conflict(f"artifact id {artifact_id!r} is already taken")
+                return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
+                                                              [artifact_id])
             row["is_expired"] = False
             return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
 

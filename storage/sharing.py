@@ -163,27 +163,33 @@ class StoreClient:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
-        if self.role == "owner":
-            if self.cfg.shared:
-                with suppress(FileNotFoundError):
-                    os.unlink(self.cfg.socket_path)
-            # Closing the peers' streams is what tells the forwarders to take over.
-            for stream, _ in list(self._peers.values()):
-                await stream.aclose()
-            self._peers.clear()
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._stack.aclose()
-        if self.store is not None:
-            await anyio.to_thread.run_sync(self.store.close)
-            self.store = None
-        if self._conn is not None:
-            await self._conn.aclose()
-            self._conn = None
-        if self._lock_fd is not None:
-            # Only after DuckDB is closed, so the next owner can open the file.
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            if self.role == "owner":
+                if self.cfg.shared:
+                    with suppress(FileNotFoundError):
+                        os.unlink(self.cfg.socket_path)
+                # Closing the peers' streams is what tells the forwarders to take over.
+                with anyio.CancelScope(shield=True):
+                    for stream, _ in list(self._peers.values()):
+                        await stream.aclose()
+                self._peers.clear()
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+            await self._stack.aclose()
+        finally:
+            # Shielded: when the server is being cancelled (SIGTERM), an unshielded await would raise at once,
+            # leaving DuckDB open and the lock held, so no other process could take the store over.
+            with anyio.CancelScope(shield=True):
+                if self.store is not None:
+                    await anyio.to_thread.run_sync(self.store.close)
+                    self.store = None
+                if self._conn is not None:
+                    await self._conn.aclose()
+                    self._conn = None
+            if self._lock_fd is not None:
+                # Only after DuckDB is closed, so the next owner can open the file.
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _try_lock(self) -> bool:
         os.makedirs(os.path.dirname(self.cfg.lock_path), exist_ok=True)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, JsonValue, field_validator
 from storage.errors import InvalidInput, TooLarge
 from storage.models import (
     MAX_NAME_CHARS,
+    MAX_TAGS,
     Artifact,
     ArtifactFields,
     ArtifactId,
@@ -28,6 +29,7 @@ from storage.models import (
     NewArtifact,
     Scope,
     ScopeId,
+    Tag,
     UpdateResult,
 )
 from storage.paths import read_allowed_file
@@ -82,8 +84,9 @@ class ListArtifactsInput(ToolInput, ScopeParams):
         None, description="Only these types: a list or a comma-separated string, e.g. 'report,summary'."
     )
     status: ArtifactStatus | None = None
-    tags: list[str] | None = Field(None, description="Only artifacts carrying all of these tags.")
-    created_by: str | None = None
+    tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS,
+                                            description="Only artifacts carrying all of these tags.")] = None
+    created_by: Annotated[str | None, Field(max_length=256)] = None
     include_expired: bool = Field(False, description="Also list artifacts whose TTL has passed.")
     latest_only: bool = Field(True, description="Only the latest version of each artifact.")
     limit: int = Field(50, ge=1, le=200, description="Page size, 1-200.")

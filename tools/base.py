@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from storage.errors import StoreError
 from storage.models import Artifact, Scope, ScopeId
@@ -77,6 +77,10 @@ def make_tool(
             return await handler(params, ctx)
         except StoreError as exc:
             raise ToolError(exc.message) from exc
+        except ValidationError as exc:
+            # A storage model built from the (already validated) arguments can still reject them, e.g. a bad
+            # type inside list_artifacts' comma-separated artifact_types: the caller's to fix, not a crash.
+            raise ToolError(str(exc)) from exc
 
     schema = input_model.model_json_schema(by_alias=True)
     return Tool(
