@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     memory_limit: str | None = Field("2GB", description="DuckDB memory limit.")
+    duckdb_threads: int = Field(1, ge=1, le=64, description="DuckDB worker threads (1 suits small catalog queries).")
     blob_fsync: bool = True
     sweep_interval_seconds: float = Field(60.0, gt=0)
     gc_interval_seconds: float = Field(3600.0, gt=0)
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
             blob_url=blobs,
             max_upload_bytes=self.max_upload_bytes,
             memory_limit=self.memory_limit,
+            threads=self.duckdb_threads,
             blob_fsync=self.blob_fsync,
             sweep_interval_seconds=self.sweep_interval_seconds,
             gc_interval_seconds=self.gc_interval_seconds,
