@@ -176,38 +176,41 @@ class ArtifactStore:
 
     def create(self, scope: Scope, new: NewArtifact, artifact_id: str | None = None) -> tuple[Artifact, ChangeEvent]:
         """Create version 1. A caller-chosen `artifact_id` makes a retried create return the same artifact."""
-        now = utcnow()
         artifact_id = artifact_id or new_artifact_id()
-        with self._staged(new.data) as blob, self._lock:
+        with self._staged(new.data) as blob:
+            # Content processing (mime sniffing, text extraction) needs no lock; the timestamp is taken under
+            # it so that created_at follows insertion order, which keeps list's time windows tight.
             body = self._body(new.content, blob, new.data, new.file_name, new.mime_type)
             desc = self._descriptive(new, only_set=False)
-            row: dict[str, Any] = {
-                **desc,
-                "artifact_id": artifact_id, "org_id": scope.org_id, "workspace_id": scope.workspace_id,
-                "namespace_id": scope.namespace_id, "name": new.name, "artifact_type": new.artifact_type,
-                "version": 1, "root_artifact_id": artifact_id, "is_latest": True, "replaced_by_version": None,
-                **body,
-                "keywords": desc.get("keywords") or [], "tags": desc.get("tags") or [],
-                "metadata": desc.get("metadata") or {}, "scope": desc.get("scope") or "namespace",
-                "status": new.status, "expires_at": self._expiry(now, new.ttl_seconds),
-                "is_pinned": bool(new.is_pinned), "is_indexed": False, "indexed_at": None,
-                "index_collection": None, "index_error": None, "index_attempts": 0, "embedding_model_id": None,
-                "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
-                "created_at": now, "updated_at": now,
-            }
-            # No existence check up front: the primary key catches a retried id, and only then is the
-            # existing row read (a single INSERT is its own transaction).
-            if not self.catalog.insert_new(row):
-                existing = self.catalog.get(artifact_id, now)
-                assert existing is not None
-                if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
-                    scope.org_id, scope.workspace_id, scope.namespace_id,
-                ) or existing["name"] != new.name:
-                    raise Conflict(f"artifact id {artifact_id!r} is already taken")
-                return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
-                                                              [artifact_id])
-            row["is_expired"] = False
-            return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
+            with self._lock:
+                now = utcnow()
+                row: dict[str, Any] = {
+                    **desc,
+                    "artifact_id": artifact_id, "org_id": scope.org_id, "workspace_id": scope.workspace_id,
+                    "namespace_id": scope.namespace_id, "name": new.name, "artifact_type": new.artifact_type,
+                    "version": 1, "root_artifact_id": artifact_id, "is_latest": True, "replaced_by_version": None,
+                    **body,
+                    "keywords": desc.get("keywords") or [], "tags": desc.get("tags") or [],
+                    "metadata": desc.get("metadata") or {}, "scope": desc.get("scope") or "namespace",
+                    "status": new.status, "expires_at": self._expiry(now, new.ttl_seconds),
+                    "is_pinned": bool(new.is_pinned), "is_indexed": False, "indexed_at": None,
+                    "index_collection": None, "index_error": None, "index_attempts": 0, "embedding_model_id": None,
+                    "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
+                    "created_at": now, "updated_at": now,
+                }
+                # No existence check up front: the primary key catches a retried id, and only then is the
+                # existing row read (a single INSERT is its own transaction).
+                if not self.catalog.insert_new(row):
+                    existing = self.catalog.get(artifact_id, now)
+                    assert existing is not None
+                    if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
+                        scope.org_id, scope.workspace_id, scope.namespace_id,
+                    ) or existing["name"] != new.name:
+                        raise Conflict(f"artifact id {artifact_id!r} is already taken")
+                    return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
+                                                                  [artifact_id])
+                row["is_expired"] = False
+                return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
 
     def _write_version(self, row: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         with self.catalog.transaction():
