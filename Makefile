@@ -1,4 +1,6 @@
 # Two entry points (see README): `make serve` and `make test`. Both set everything up first.
+# `make serve` keeps stdout for the stdio transport: setup output goes to stderr and the command is not echoed.
+MAKEFLAGS += --no-print-directory
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,12 +8,14 @@ BIN    := $(VENV)/bin
 .PHONY: setup serve test lint bench
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@echo 'setting up $(VENV)' >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install --quiet --upgrade pip >&2
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
-	touch $@
+	@echo 'installing artifact-mcp into $(VENV)' >&2
+	@$(BIN)/pip install --quiet -e ".[test]" >&2
+	@touch $@
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -20,7 +24,7 @@ node_modules/.installed: package.json
 setup: $(VENV)/.installed
 
 serve: setup
-	$(BIN)/artifact-mcp serve $(ARGS)
+	@$(BIN)/artifact-mcp serve $(ARGS)
 
 test: setup node_modules/.installed
 	$(BIN)/ruff check .

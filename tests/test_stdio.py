@@ -152,8 +152,10 @@ def test_help() -> None:
         assert needle in serve.stdout, needle
 
 
-def test_stdout_is_only_json_rpc(tmp_path: Path) -> None:
-    """Raw pipes: every stdout line is a JSON-RPC message; the JSON-line logs go to stderr."""
+@pytest.mark.parametrize("via", ["script", "make"])
+def test_stdout_is_only_json_rpc(tmp_path: Path, via: str) -> None:
+    """Raw pipes: every stdout line is a JSON-RPC message; the JSON-line logs go to stderr. Also through the
+    README's `make serve`, whose setup must not print to stdout."""
     requests = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
@@ -165,12 +167,13 @@ def test_stdout_is_only_json_rpc(tmp_path: Path) -> None:
          "params": {"name": "get_artifact", "arguments": {"artifact_id": "art_" + "0" * 32}}},
         {"jsonrpc": "2.0", "id": 5, "method": "resources/list"},
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTIFACT_MCP_", "MAKE"))}
     errlog = (tmp_path / "stderr.log").open("wb")
-    proc = subprocess.Popen(
-        [server_command(), "serve", "--data-dir", str(tmp_path / "data"), "--log-level", "DEBUG"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, cwd=tmp_path, env=env,
-    )
+    args = ["--data-dir", str(tmp_path / "data"), "--log-level", "DEBUG"]
+    command = ([server_command(), "serve", *args] if via == "script"
+               else ["make", "serve", f"ARGS={' '.join(args)}"])
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog,
+                            cwd=tmp_path if via == "script" else REPO, env=env)
     watchdog = threading.Timer(TIMEOUT, proc.kill)  # no read below can hang for longer
     watchdog.start()
     try:
