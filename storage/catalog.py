@@ -245,7 +245,8 @@ class Catalog:
                 break
         if not row_ids:
             return [], int(total)
-        # Same transaction as the sort (the caller holds the store lock; this process is the only writer).
+        # No write can come between the two statements: the caller holds the store lock, and this process is
+        # the only writer.
         fetched = self.con.execute(
             f"SELECT rowid, {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE list_contains(?, rowid)",
             [now, row_ids],

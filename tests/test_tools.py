@@ -476,6 +476,32 @@ async def test_pagination_with_filters(client: Client) -> None:
     assert seen == list(reversed(tagged))
 
 
+async def _walk(client: Client, **args: Any) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await listing(client, **args, **({"cursor": cursor} if cursor else {}))
+        seen += [a["artifact_id"] for a in page["artifacts"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return seen
+
+
+async def test_pagination_is_exact_when_creation_times_are_uneven(client: Client) -> None:
+    """list looks for each page in a time window sized from the average density first, widening it when
+    the window holds too few rows: bursts and gaps (here a pause, and a filter matching only the edges)
+    must still give every artifact exactly once, in order."""
+    early = await _create_many(client, 30, tags=["edge"])
+    await anyio.sleep(0.5)
+    middle = await _create_many(client, 30, tags=["middle"])
+    late = await _create_many(client, 3, tags=["edge"])
+    everything = early + middle + late
+    assert await _walk(client, limit=1) == list(reversed(everything))
+    assert await _walk(client, limit=4) == list(reversed(everything))
+    assert await _walk(client, limit=1, tags=["edge"]) == list(reversed(early + late))
+    assert await _walk(client, limit=2, tags=["middle"]) == list(reversed(middle))
+
+
 # --- protocol surface -------------------------------------------------------------------------------
 
 
