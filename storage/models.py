@@ -31,6 +31,7 @@ MAX_KEYWORDS = 64
 MAX_KEYWORD_CHARS = 128
 MAX_METADATA_BYTES = 64 * 1024
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+MAX_PROVENANCE_CHARS = 256  # source*, created_by, updated_by
 PREVIEW_CHARS = 500
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -75,6 +76,7 @@ def _check_metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] 
 
 
 Metadata = Annotated[dict[str, JsonValue], AfterValidator(_check_metadata)]
+Provenance = Annotated[str | None, Field(max_length=MAX_PROVENANCE_CHARS)]
 
 
 class Scope(BaseModel):
@@ -100,10 +102,10 @@ class ArtifactFields(BaseModel):
     tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS,
                                             description=f"Up to {MAX_TAGS} tags for filtering.")] = None
     metadata: Metadata | None = Field(None, description="Free JSON object, at most 64 KiB serialized.")
-    source: Annotated[str | None, Field(max_length=256, description="Where it came from, e.g. 'agent'.")] = None
-    source_execution_id: Annotated[str | None, Field(max_length=256)] = None
-    source_step_id: Annotated[str | None, Field(max_length=256)] = None
-    source_tool: Annotated[str | None, Field(max_length=256)] = None
+    source: Annotated[Provenance, Field(description="Where it came from, e.g. 'agent'.")] = None
+    source_execution_id: Provenance = None
+    source_step_id: Provenance = None
+    source_tool: Provenance = None
     scope: Visibility | None = Field(None, description="Visibility level recorded on the artifact.")
     ttl_seconds: Annotated[int | None, Field(ge=1, le=MAX_TTL_SECONDS,
                                              description="Expire this many seconds after the write.")] = None
@@ -122,7 +124,7 @@ class NewArtifact(ArtifactFields):
     data: bytes | None = None
     file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
     mime_type: Annotated[str | None, Field(max_length=255)] = None
-    created_by: Annotated[str | None, Field(max_length=256)] = None
+    created_by: Provenance = None
 
 
 class ArtifactPatch(ArtifactFields):
@@ -139,7 +141,7 @@ class ArtifactPatch(ArtifactFields):
     mime_type: Annotated[str | None, Field(max_length=255)] = None
     clear_ttl: bool = False
     expected_version: int | None = Field(None, ge=1)
-    updated_by: Annotated[str | None, Field(max_length=256)] = None
+    updated_by: Provenance = None
 
     def changes_content(self) -> bool:
         return self.content is not None or self.data is not None
@@ -152,7 +154,7 @@ class ListQuery(BaseModel):
     artifact_types: list[ArtifactType] | None = None
     status: ArtifactStatus | None = None
     tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS)] = None
-    created_by: Annotated[str | None, Field(max_length=256)] = None
+    created_by: Provenance = None
     include_expired: bool = False
     latest_only: bool = True
     limit: Annotated[int, Field(ge=1, le=200)] = 50

@@ -27,6 +27,7 @@ from storage.models import (
     ListQuery,
     Name,
     NewArtifact,
+    Provenance,
     Scope,
     ScopeId,
     Tag,
@@ -86,7 +87,7 @@ class ListArtifactsInput(ToolInput, ScopeParams):
     status: ArtifactStatus | None = None
     tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS,
                                             description="Only artifacts carrying all of these tags.")] = None
-    created_by: Annotated[str | None, Field(max_length=256)] = None
+    created_by: Provenance = None
     include_expired: bool = Field(False, description="Also list artifacts whose TTL has passed.")
     latest_only: bool = Field(True, description="Only the latest version of each artifact.")
     limit: int = Field(50, ge=1, le=200, description="Page size, 1-200.")
@@ -119,7 +120,7 @@ class CreateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
                                   description="Defaults to text/plain for text, application/json for JSON.")
     file_name: str | None = Field(None, max_length=MAX_NAME_CHARS)
     status: ArtifactStatus = "ready"
-    created_by: str | None = Field(None, max_length=256)
+    created_by: Provenance = None
 
     _check_content = field_validator("content", mode="before")(_content_value)
 
@@ -136,7 +137,7 @@ class UploadArtifactInput(ToolInput, ScopeParams, ArtifactFields):
     mime_type: str | None = Field(None, max_length=255, description="Detected from bytes and file name if omitted.")
     artifact_type: ArtifactType = "file"
     status: ArtifactStatus = "ready"
-    created_by: str | None = Field(None, max_length=256)
+    created_by: Provenance = None
 
 
 class UpdateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
@@ -156,7 +157,7 @@ class UpdateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
     artifact_type: ArtifactType | None = None
     status: ArtifactStatus | None = None
     clear_ttl: bool = Field(False, description="Remove the TTL so the artifact no longer expires.")
-    updated_by: str | None = Field(None, max_length=256)
+    updated_by: Provenance = None
 
     _check_content = field_validator("content", mode="before")(_content_value)
 
