@@ -252,8 +252,8 @@ class ArtifactStore:
         return [self._to_model(r, max_chars=0) for r in rows]
 
     def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> tuple[UpdateResult, ChangeEvent]:
-        now = utcnow()
         with self._staged(patch.data) as blob, self._lock:
+            now = utcnow()  # under the lock, as in create: a new version's created_at follows insertion order
             row = self._visible_row(scope, artifact_id, now)
             latest = self.catalog.latest(row["root_artifact_id"], now)
             assert latest is not None
