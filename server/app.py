@@ -17,13 +17,17 @@ from server.runtime import Runtime
 from server.settings import Settings
 from server.timings import Timings
 from tools.artifacts import build_artifact_tools
+from tools.query import build_query_tools
 
 INSTRUCTIONS = """\
 Durable memory for artifacts: reports, summaries, transcripts, JSON results, code and files.
 Store with create_artifact (text/JSON) or upload_artifact (files); find with list_artifacts
 (filters: thread_id, artifact_types, tags, status; cursor pages); read with get_artifact or the
 resource artifact://{artifact_id}/content. update_artifact with new content makes a new version;
-list_artifact_versions shows them. Scope (org_id/workspace_id/namespace_id) defaults from settings."""
+list_artifact_versions shows them. Recall by meaning with query_artifacts (hybrid search; its
+combined_context is ready to cite); promote_artifact makes one a workspace-wide knowledge source;
+list_artifact_jobs shows background indexing. Scope (org_id/workspace_id/namespace_id) defaults
+from settings."""
 
 
 def _version() -> str:
@@ -47,7 +51,7 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         title="Artifact memory",
         instructions=INSTRUCTIONS,
         version=_version(),
-        tools=build_artifact_tools(runtime),
+        tools=[*build_artifact_tools(runtime), *build_query_tools(runtime)],
         lifespan=lifespan,
         subscriptions=runtime.bus,
         middleware=middleware,

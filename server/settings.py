@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.index.pipeline import IndexConfig
 from storage.models import Scope, ScopeId
 from storage.sharing import StoreConfig
 
@@ -43,6 +44,18 @@ class Settings(BaseSettings):
     resources_page_size: int = Field(50, ge=1, le=200)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline), "
+                                 "'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'.")
+    embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    chunk_size: int = Field(IndexConfig.model_fields["chunk_size"].default, ge=32, le=8192,
+                            description="Chunk size in tokens.")
+    chunk_overlap: int = Field(IndexConfig.model_fields["chunk_overlap"].default, ge=0, le=4096)
+    index_max_attempts: int = Field(5, ge=1, le=50, description="Index attempts before an artifact is 'failed'.")
+    index_retry_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt.")
+    search_fusion: Literal["relative", "rrf"] = Field(IndexConfig.model_fields["fusion"].default)
+    search_fusion_alpha: float = Field(IndexConfig.model_fields["fusion_alpha"].default, ge=0, le=1,
+                                       description="Weight of semantic vs keyword scores in relative fusion.")
     timings_file: Path | None = Field(None, description="Benchmarks: write per-tool handler p50/p95 here on exit.")
 
     @field_validator("allowed_roots", "allowed_hosts", "allowed_origins", mode="before")
@@ -68,4 +81,13 @@ class Settings(BaseSettings):
             blob_fsync=self.blob_fsync,
             sweep_interval_seconds=self.sweep_interval_seconds,
             gc_interval_seconds=self.gc_interval_seconds,
+            index=self.index_config(),
+        )
+
+    def index_config(self) -> IndexConfig:
+        return IndexConfig(
+            embedding_model=self.embedding_model, embedding_kwargs=self.embedding_kwargs,
+            embed_batch_size=self.embed_batch_size, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
+            max_attempts=self.index_max_attempts, retry_backoff_seconds=self.index_retry_backoff_seconds,
+            fusion=self.search_fusion, fusion_alpha=self.search_fusion_alpha,
         )

@@ -113,6 +113,13 @@ class Catalog:
         self.con.execute("INSERT INTO kv VALUES (?, ?)", [key, value])
         return value
 
+    def get_setting(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
+        return bytes(row[0]).decode() if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", [key, value.encode()])
+
     # --- rows ---------------------------------------------------------------------------------
 
     @staticmethod
@@ -160,6 +167,15 @@ class Catalog:
             f"SELECT {_ALL_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id = ?", [now, artifact_id]
         ).fetchone()
         return self._row(row) if row else None
+
+    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, dict[str, Any]]:
+        """Rows by id, without content_text (search results need metadata only)."""
+        rows = self.con.execute(
+            f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE list_contains(?, artifact_id)",
+            [now, list(artifact_ids)],
+        ).fetchall()
+        out = [self._row(r) for r in rows]
+        return {r["artifact_id"]: r for r in out}
 
     def versions(self, root_artifact_id: str, now: datetime) -> list[dict[str, Any]]:
         rows = self.con.execute(

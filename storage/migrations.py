@@ -65,4 +65,70 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE TABLE kv (key VARCHAR PRIMARY KEY, value BLOB NOT NULL)",
         ],
     ),
+    (
+        2,
+        "index: chunks, lexical postings, jobs, sources",
+        [
+            # One row per chunk of an artifact's *latest* version: replacing a version deletes the old chunks in
+            # the same transaction. Scope, filters and effective expiry (NULL when pinned) are copied from the
+            # artifact row so a search filters the chunks table alone; metadata updates keep them in sync.
+            # The embedding column is added by the vector store, typed FLOAT[dim] for the configured model.
+            "CREATE SEQUENCE chunk_seq START 1",
+            """
+            CREATE TABLE chunks (
+                seq              BIGINT PRIMARY KEY DEFAULT nextval('chunk_seq'),
+                chunk_id         VARCHAR NOT NULL,
+                artifact_id      VARCHAR NOT NULL,
+                root_artifact_id VARCHAR NOT NULL,
+                org_id           VARCHAR NOT NULL,
+                workspace_id     VARCHAR NOT NULL,
+                namespace_id     VARCHAR NOT NULL,
+                thread_id        VARCHAR,
+                artifact_type    VARCHAR NOT NULL,
+                tags             VARCHAR[] NOT NULL,
+                collection       VARCHAR NOT NULL,
+                expires_at       TIMESTAMP,
+                chunk_index      INTEGER NOT NULL,
+                start_char       INTEGER NOT NULL,
+                end_char         INTEGER NOT NULL,
+                text             VARCHAR NOT NULL,
+                n_terms          INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX chunks_artifact ON chunks (artifact_id)",
+            # BM25 postings: term hash (64-bit), chunk, term frequency. Appends only on write; no rebuild.
+            "CREATE TABLE postings (term BIGINT NOT NULL, seq BIGINT NOT NULL, tf INTEGER NOT NULL)",
+            """
+            CREATE TABLE jobs (
+                job_id        VARCHAR PRIMARY KEY,
+                artifact_id   VARCHAR NOT NULL,
+                type          VARCHAR NOT NULL,
+                status        VARCHAR NOT NULL,
+                attempts      INTEGER NOT NULL,
+                error         VARCHAR,
+                created_at    TIMESTAMP NOT NULL,
+                started_at    TIMESTAMP,
+                ended_at      TIMESTAMP,
+                next_run_at   TIMESTAMP NOT NULL,
+                org_id        VARCHAR NOT NULL,
+                workspace_id  VARCHAR NOT NULL,
+                namespace_id  VARCHAR NOT NULL
+            )
+            """,
+            "CREATE INDEX jobs_artifact ON jobs (artifact_id)",
+            """
+            CREATE TABLE sources (
+                source_id        VARCHAR PRIMARY KEY,
+                root_artifact_id VARCHAR NOT NULL,
+                artifact_id      VARCHAR NOT NULL,
+                source_name      VARCHAR NOT NULL,
+                description      VARCHAR,
+                org_id           VARCHAR NOT NULL,
+                workspace_id     VARCHAR NOT NULL,
+                namespace_id     VARCHAR NOT NULL,
+                created_at       TIMESTAMP NOT NULL
+            )
+            """,
+        ],
+    ),
 ]

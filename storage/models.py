@@ -119,7 +119,8 @@ class NewArtifact(ArtifactFields):
 
     name: Name
     artifact_type: ArtifactType = "document"
-    status: ArtifactStatus = "ready"
+    # None: 'pending' until the index job has run, then 'ready' (or 'failed').
+    status: ArtifactStatus | None = None
     content: JsonValue = None
     data: bytes | None = None
     file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
@@ -257,3 +258,127 @@ class ContentBody(BaseModel):
     file_name: str | None
     text: str | None = None
     data: bytes | None = None
+
+
+# --- recall: query, jobs, sources ---------------------------------------------------------------
+
+QueryMode = Literal["hybrid", "semantic", "keyword"]
+MAX_QUERY_CHARS = 4000
+
+
+class QueryRequest(BaseModel):
+    """A search over the caller's artifacts (and, by default, the workspace's promoted sources)."""
+
+    query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, strip_whitespace=True)] = Field(
+        description="What to look for, in natural language or keywords/identifiers."
+    )
+    top_k: Annotated[int, Field(ge=1, le=100, description="How many artifacts to return (1-100).")] = 10
+    thread_id: ScopeId | None = Field(None, description="Only artifacts of this thread (sources are exempt).")
+    artifact_types: Annotated[list[ArtifactType] | None, Field(max_length=64)] = Field(
+        None, description="Only these artifact types."
+    )
+    tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS)] = Field(
+        None, description="Only artifacts carrying all of these tags."
+    )
+    include_sources: bool = Field(
+        True, description="Also search sources promoted anywhere in the workspace (any namespace or thread)."
+    )
+    min_score: Annotated[float | None, Field(ge=0, le=1)] = Field(
+        None, description="Drop results scoring below this (scores are 0-1, best first)."
+    )
+    mode: QueryMode = Field("hybrid", description="'hybrid' (default, best), 'semantic' (meaning) or 'keyword' (BM25).")
+    max_context_tokens: Annotated[int, Field(ge=0, le=32_000)] = Field(
+        2000, description="Token budget of combined_context (0 = no context)."
+    )
+
+
+class ArtifactSummary(BaseModel):
+    """The metadata of a search hit (no content: read it with get_artifact or the resource)."""
+
+    artifact_id: str
+    root_artifact_id: str
+    version: int
+    name: str
+    description: str | None
+    artifact_type: str
+    thread_id: str | None
+    org_id: str
+    workspace_id: str
+    namespace_id: str
+    mime_type: str
+    tags: list[str]
+    summary: str | None
+    content_preview: str | None
+    promoted_to_source_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    uri: str
+
+    @field_validator("created_at", "updated_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class QueryHit(BaseModel):
+    artifact: ArtifactSummary
+    score: float = Field(description="Relevance 0-1 relative to this query's candidates (1 = best).")
+    matched_chunk: str = Field(description="The chunk of the artifact that matched best.")
+    chunk_index: int
+    chunk_start: int = Field(description="Character offset of the chunk in the artifact's text (content_text).")
+    chunk_end: int
+    from_source: bool = Field(description="True when the hit is a promoted source.")
+
+
+class QueryResult(BaseModel):
+    query: str
+    mode: QueryMode
+    results: list[QueryHit]
+    combined_context: str = Field(
+        description="The best chunks within max_context_tokens, each headed by its artifact's name and id for citing."
+    )
+    total_results: int = Field(description="Matching artifacts found (before top_k).")
+    context_tokens: int
+
+
+JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
+
+
+class Job(BaseModel):
+    job_id: str
+    artifact_id: str
+    type: str
+    status: JobStatus
+    attempts: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    next_run_at: datetime | None = Field(None, description="When a queued or retrying job runs next.")
+
+    @field_validator("created_at", "started_at", "ended_at", "next_run_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class JobList(BaseModel):
+    artifact_id: str
+    root_artifact_id: str
+    jobs: list[Job] = Field(description="Jobs of every version of the artifact, newest first.")
+
+
+class PromoteRequest(BaseModel):
+    source_name: Annotated[str | None, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS,
+                                                         strip_whitespace=True)] = Field(
+        None, description="Name of the knowledge source (default: the artifact's name)."
+    )
+    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS)] = None
+
+
+class PromoteResult(BaseModel):
+    artifact_id: str
+    source_id: str
+    source_name: str
+    message: str
+    already_promoted: bool

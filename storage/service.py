@@ -11,9 +11,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from pydantic import JsonValue
 
 from storage import content as contentlib
@@ -21,16 +25,30 @@ from storage.blobs import BlobStore
 from storage.catalog import Catalog, to_us, utcnow
 from storage.cursor import CursorCodec, Position, query_digest
 from storage.errors import Conflict, InvalidInput, NotFound, TooLarge
+from storage.index import chunking
+from storage.index import filters as sqlfilters
+from storage.index.lexical import LexicalIndex, postings_for
+from storage.index.pipeline import IndexConfig, Indexer, Prepared
+from storage.index.search import ChunkRow, build_context, fuse
+from storage.index.vector_store import DuckDBChunkStore, not_expired
+from storage.jobs import JobQueue
 from storage.models import (
     Artifact,
     ArtifactFields,
     ArtifactPage,
     ArtifactPatch,
+    ArtifactSummary,
     ChangeEvent,
     ContentBody,
     DeleteResult,
+    JobList,
     ListQuery,
     NewArtifact,
+    PromoteRequest,
+    PromoteResult,
+    QueryHit,
+    QueryRequest,
+    QueryResult,
     Scope,
     UpdateResult,
 )
@@ -47,6 +65,12 @@ _INHERITED = (
 )
 
 
+@dataclass
+class IndexTask:
+    job: dict[str, Any]
+    row: dict[str, Any]
+
+
 def new_artifact_id() -> str:
     return f"art_{uuid.uuid4().hex}"
 
@@ -55,14 +79,71 @@ def artifact_uri(artifact_id: str) -> str:
     return f"artifact://{artifact_id}"
 
 
+# Artifact fields copied onto its chunks (search filters read them there); expires_at is derived.
+_CHUNK_FIELDS = ("thread_id", "artifact_type", "tags")
+
+
+def chunk_expiry(row: dict[str, Any]) -> datetime | None:
+    """When a version's chunks stop being searchable: never while pinned."""
+    return None if row.get("is_pinned") else row.get("expires_at")
+
+
 class ArtifactStore:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, *, max_content_bytes: int) -> None:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, *, max_content_bytes: int,
+                 index: IndexConfig | None = None) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.max_content_bytes = max_content_bytes
+        self.indexer = Indexer(index or IndexConfig())
         self._lock = threading.RLock()
+        cfg = self.indexer.config
+        con = catalog.con
+        self.jobs = JobQueue(con, max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)
+        self.lexical = LexicalIndex(con, k1=cfg.bm25_k1, b=cfg.bm25_b)
         with self._lock:
             self.cursors = CursorCodec(catalog.secret("cursor_secret"))
+            self.vectors = DuckDBChunkStore(con, dim=self._model_dim())
+            self._prepare_index()
+
+    def _model_dim(self) -> int:
+        from storage.index.embeddings import known_dim
+
+        return known_dim(self.indexer.config.embedding_model) or self.indexer.model.dim
+
+    def _prepare_index(self) -> None:
+        """Match the stored index to the configured model (re-index everything when it changed) and requeue
+        jobs a previous process left running."""
+        now = utcnow()
+        model_id = self.indexer.model_id
+        stored = self.catalog.get_setting("embedding_model_id")
+        with self.catalog.transaction():
+            recreated = self.vectors.ensure_column()
+            if stored is not None and (stored != model_id or recreated):
+                log.warning("embedding model changed (%s -> %s): re-indexing every artifact", stored, model_id)
+                self.con.execute("DELETE FROM postings")
+                self.vectors.clear()
+                self.con.execute(
+                    "UPDATE jobs SET status = 'cancelled', error = 'embedding model changed', ended_at = ? "
+                    "WHERE status IN ('queued', 'retrying', 'running')", [now]
+                )
+                rows = self.con.execute(
+                    "SELECT artifact_id, org_id, workspace_id, namespace_id FROM artifacts WHERE is_latest"
+                ).fetchall()
+                self.con.execute(
+                    "UPDATE artifacts SET is_indexed = false, chunk_count = 0, index_collection = NULL, "
+                    "embedding_model_id = NULL WHERE is_latest"
+                )
+                for r in rows:
+                    self.jobs.enqueue(dict(zip(("artifact_id", "org_id", "workspace_id", "namespace_id"), r,
+                                               strict=True)), now, "reindex")
+            self.catalog.set_setting("embedding_model_id", model_id)
+            recovered = self.jobs.recover(now)
+        if recovered:
+            log.info("requeued %d index jobs interrupted by a previous shutdown", recovered)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.catalog.con
 
     def close(self) -> None:
         with self._lock:
@@ -192,15 +273,15 @@ class ArtifactStore:
                     **body,
                     "keywords": desc.get("keywords") or [], "tags": desc.get("tags") or [],
                     "metadata": desc.get("metadata") or {}, "scope": desc.get("scope") or "namespace",
-                    "status": new.status, "expires_at": self._expiry(now, new.ttl_seconds),
+                    "status": new.status or "pending", "expires_at": self._expiry(now, new.ttl_seconds),
                     "is_pinned": bool(new.is_pinned), "is_indexed": False, "indexed_at": None,
                     "index_collection": None, "index_error": None, "index_attempts": 0, "embedding_model_id": None,
                     "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
                     "created_at": now, "updated_at": now,
                 }
                 # No existence check up front: the primary key catches a retried id, and only then is the
-                # existing row read (a single INSERT is its own transaction).
-                if not self.catalog.insert_new(row):
+                # existing row read. The row and its index job commit together.
+                if not self._insert_with_job(row, now):
                     existing = self.catalog.get(artifact_id, now)
                     assert existing is not None
                     if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
@@ -212,6 +293,23 @@ class ArtifactStore:
                 row["is_expired"] = False
                 return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
 
+    def _insert_with_job(self, row: dict[str, Any], now: datetime) -> bool:
+        try:
+            with self.catalog.transaction():
+                self.catalog.insert(row)
+                self.jobs.enqueue(row, now)
+        except duckdb.ConstraintException:
+            if self.catalog.get(row["artifact_id"], now) is not None:
+                return False
+            raise
+        return True
+
+    def _unindex(self, artifact_ids: list[str]) -> None:
+        """Remove versions' chunks and postings, and cancel their open jobs (inside the caller's transaction)."""
+        self.lexical.delete_artifacts(artifact_ids)
+        self.vectors.delete_many(artifact_ids)
+        self.jobs.pending_for(artifact_ids)
+
     def _write_version(self, row: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         with self.catalog.transaction():
             if replaced is not None:
@@ -219,7 +317,10 @@ class ArtifactStore:
                     replaced["artifact_id"],
                     {"is_latest": False, "replaced_by_version": row["version"], "updated_at": row["created_at"]},
                 )
+                # Only the latest version is searchable: the replaced one leaves the index in this transaction.
+                self._unindex([replaced["artifact_id"]])
             self.catalog.insert(row)
+            self.jobs.enqueue(row, row["created_at"])
 
     def get(self, scope: Scope, artifact_id: str, include_expired: bool = False,
             max_chars: int = DEFAULT_MAX_CHARS) -> Artifact:
@@ -284,9 +385,21 @@ class ArtifactStore:
                 if not changes:
                     raise InvalidInput("nothing to update: pass content, file bytes or at least one field to change")
                 changes["updated_at"] = now
-                self.catalog.update(latest["artifact_id"], changes)
-                fresh = self.catalog.get(latest["artifact_id"], now)
-                assert fresh is not None
+                with self.catalog.transaction():
+                    self.catalog.update(latest["artifact_id"], changes)
+                    fresh = self.catalog.get(latest["artifact_id"], now)
+                    assert fresh is not None
+                    synced = {k: fresh[k] for k in _CHUNK_FIELDS if k in changes}
+                    if {"expires_at", "is_pinned", "ttl_seconds"} & changes.keys():
+                        synced["expires_at"] = chunk_expiry(fresh)
+                    self.vectors.set_fields([fresh["artifact_id"]], synced)
+                    if {"name", "description", "summary", "keywords"} & changes.keys() and (
+                        changes.get("name", latest["name"]) != latest["name"] or not fresh["chunk_count"]
+                        or not fresh["content_text"]
+                    ):
+                        # The name heads every chunk's indexed text (and a file without text is indexed by its
+                        # descriptive fields): refresh them. The old chunks stay searchable meanwhile.
+                        self.jobs.enqueue(fresh, now, "reindex")
                 return (
                     UpdateResult(artifact=self._to_model(fresh, max_chars=0), new_version=False),
                     self._event("updated", scope, latest["root_artifact_id"], [latest["artifact_id"]]),
@@ -299,6 +412,8 @@ class ArtifactStore:
             row_new.update(changes)
             row_new.update(body)
             ttl = row_new["ttl_seconds"]
+            if row_new["status"] != "archived":
+                row_new["status"] = patch.status or "pending"
             row_new.update({
                 "artifact_id": new_id, "version": latest["version"] + 1, "is_latest": True,
                 "replaced_by_version": None, "expires_at": self._expiry(now, ttl), "is_indexed": False,
@@ -329,13 +444,23 @@ class ArtifactStore:
         remaining = [v for v in versions if v["artifact_id"] not in doomed_ids]
         keys = [v["blob_key"] for v in doomed if v["blob_key"]]
         with self.catalog.transaction():
+            self._unindex(sorted(doomed_ids))
+            self.jobs.delete_for(sorted(doomed_ids))
             self.catalog.delete(sorted(doomed_ids))
+            if not remaining:
+                self.con.execute("DELETE FROM sources WHERE root_artifact_id = ?", [root])
             # Re-link the survivors: each points at the next, the last becomes latest.
             for i, v in enumerate(remaining):
                 nxt = remaining[i + 1]["version"] if i + 1 < len(remaining) else None
                 if v["replaced_by_version"] != nxt or v["is_latest"] != (nxt is None):
-                    self.catalog.update(v["artifact_id"], {"replaced_by_version": nxt, "is_latest": nxt is None,
-                                                           "updated_at": now})
+                    fields: dict[str, Any] = {"replaced_by_version": nxt, "is_latest": nxt is None, "updated_at": now}
+                    if nxt is None:
+                        # An older version is latest again: it left the index when it was replaced, so index it.
+                        fields.update({"is_indexed": False, "chunk_count": 0, "index_collection": None})
+                        if v["status"] in ("ready", "failed"):
+                            fields["status"] = "pending"
+                        self.jobs.enqueue(v, now, "reindex")
+                    self.catalog.update(v["artifact_id"], fields)
         removed = self.blobs.delete_unreferenced(keys, self.catalog.referenced_blob_keys(keys)) if keys else 0
         return DeleteResult(
             deleted_artifact_ids=sorted(doomed_ids), root_artifact_id=root, remaining_versions=len(remaining),
@@ -360,6 +485,255 @@ class ArtifactStore:
                                text=text, data=None if text is not None else data)
         return ContentBody(artifact_id=artifact_id, mime_type=row["mime_type"], file_name=row["file_name"],
                            text=row["content_text"])
+
+    # --- indexing (the job runner's steps) -------------------------------------------------------
+
+    def claim_index_jobs(self, limit: int) -> list[IndexTask]:
+        """Mark due jobs running and snapshot their artifact rows."""
+        now = utcnow()
+        tasks: list[IndexTask] = []
+        with self._lock:
+            for job in self.jobs.claim(now, limit):
+                row = self.catalog.get(job["artifact_id"], now)
+                if row is None or not row["is_latest"]:
+                    self.jobs.cancel(job["job_id"], now, "artifact version replaced or deleted")
+                    continue
+                fields: dict[str, Any] = {"index_attempts": row["index_attempts"] + 1}
+                if not row["is_indexed"] and row["status"] in ("pending", "failed"):
+                    fields["status"] = "processing"
+                self.catalog.update(row["artifact_id"], fields)
+                tasks.append(IndexTask(job=job, row=row))
+        return tasks
+
+    def next_job_due(self) -> datetime | None:
+        with self._lock:
+            return self.jobs.next_due()
+
+    def _index_text(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(text to index, text newly extracted from a file for content_text)."""
+        if row["content_text"] is not None:
+            return row["content_text"], None
+        if row["has_file"] and row["mime_type"].split(";")[0].strip() == "application/pdf":
+            text = chunking.extract_pdf_text(self.blobs.get(row["blob_key"]))
+            return text, text
+        return None, None
+
+    def prepare_index(self, tasks: list[IndexTask]) -> list[Prepared]:
+        """Extract, chunk and embed (no lock: this is the slow part). Errors are per task; one embedding batch
+        serves all tasks, because the model is several times faster on a batch than on one chunk at a time."""
+        out: list[Prepared] = []
+        for task in tasks:
+            try:
+                text, extracted = self._index_text(task.row)
+                out.append(Prepared(chunks=self.indexer.prepare(task.row, text), extracted_text=extracted))
+            except Exception as exc:
+                out.append(Prepared(chunks=[], error=f"{type(exc).__name__}: {exc}"))
+        ok = [p for p in out if p.error is None]
+        try:
+            vectors = self.indexer.embed([c.embed_text for p in ok for c in p.chunks])
+        except Exception as exc:
+            log.warning("embedding failed for %d artifacts: %s", len(ok), exc)
+            for p in ok:
+                p.error = f"embedding failed: {type(exc).__name__}: {exc}"
+            return out
+        start = 0
+        for p in ok:
+            p.vectors = vectors[start:start + len(p.chunks)]
+            start += len(p.chunks)
+        return out
+
+    def commit_index(self, tasks: list[IndexTask], prepared: list[Prepared]) -> list[ChangeEvent]:
+        """Write each task's chunks, index fields and job outcome: one transaction for the batch (a commit costs
+        more than a small insert)."""
+        now = utcnow()
+        events: list[ChangeEvent] = []
+        with self._lock, self.catalog.transaction():
+            for task, prep in zip(tasks, prepared, strict=True):
+                job_id = task.job["job_id"]
+                if not self.jobs.is_running(job_id):
+                    continue  # cancelled meanwhile (replaced, deleted, model changed)
+                row = self.catalog.get(task.row["artifact_id"], now)
+                if row is None or not row["is_latest"]:
+                    self.jobs.cancel(job_id, now, "artifact version replaced or deleted")
+                    continue
+                if prep.error is not None:
+                    self._record_failure(task, row, prep.error, now)
+                else:
+                    self._write_chunks(task, row, prep, now)
+                scope = Scope(org_id=row["org_id"], workspace_id=row["workspace_id"], namespace_id=row["namespace_id"])
+                events.append(self._event("updated", scope, row["root_artifact_id"], [row["artifact_id"]]))
+        return events
+
+    def _record_failure(self, task: IndexTask, row: dict[str, Any], error: str, now: datetime) -> None:
+        error = error[:2000]
+        retrying = self.jobs.fail(task.job["job_id"], task.job["attempts"], error, now)
+        fields: dict[str, Any] = {"index_error": error}
+        if row["status"] == "processing":
+            fields["status"] = "pending" if retrying else "failed"
+        self.catalog.update(row["artifact_id"], fields)
+        log.warning("index job %s for %s failed (attempt %d, %s): %s", task.job["job_id"], row["artifact_id"],
+                    task.job["attempts"], "will retry" if retrying else "giving up", error)
+
+    def _write_chunks(self, task: IndexTask, row: dict[str, Any], prep: Prepared, now: datetime) -> None:
+        aid = row["artifact_id"]
+        collection = "sources" if row["promoted_to_source_id"] else "artifacts"
+        n = len(prep.chunks)
+        had_chunks = row["chunk_count"] or self.con.execute(
+            "SELECT 1 FROM chunks WHERE artifact_id = ? LIMIT 1", [aid]
+        ).fetchone()
+        if had_chunks:
+            # Re-indexing: the old chunks go first. (A first index skips this: deleting postings scans them.)
+            self.lexical.delete_artifacts([aid])
+            self.vectors.delete(aid)
+        seqs = [r[0] for r in self.con.execute("SELECT nextval('chunk_seq') FROM range(?)", [n]).fetchall()]
+        shared = {
+            "artifact_id": aid, "root_artifact_id": row["root_artifact_id"], "org_id": row["org_id"],
+            "workspace_id": row["workspace_id"], "namespace_id": row["namespace_id"],
+            "thread_id": row["thread_id"], "artifact_type": row["artifact_type"], "tags": row["tags"],
+            "collection": collection, "expires_at": chunk_expiry(row),
+        }
+        assert prep.vectors is not None
+        nodes = [
+            TextNode(id_=f"{aid}:{c.index}", text=c.text, start_char_idx=c.start, end_char_idx=c.end,
+                     embedding=prep.vectors[i].tolist(),
+                     metadata={**shared, "seq": seqs[i], "chunk_index": c.index, "n_terms": c.n_terms})
+            for i, c in enumerate(prep.chunks)
+        ]
+        self.vectors.add(nodes)
+        terms: list[int] = []
+        seq_col: list[int] = []
+        tfs: list[int] = []
+        for seq, c in zip(seqs, prep.chunks, strict=True):
+            t, sq, tf = postings_for(seq, c.terms)
+            terms += t
+            seq_col += sq
+            tfs += tf
+        self.lexical.add(terms, seq_col, tfs)
+        fields: dict[str, Any] = {
+            "is_indexed": True, "indexed_at": now, "index_error": None, "chunk_count": n,
+            "index_collection": collection, "embedding_model_id": self.indexer.model_id,
+        }
+        if prep.extracted_text is not None and row["content_text"] is None:
+            fields["content_text"] = prep.extracted_text
+            fields["content_preview"] = contentlib.preview(prep.extracted_text)
+        if row["status"] in ("pending", "processing", "failed"):
+            fields["status"] = "ready"
+        self.catalog.update(aid, fields)
+        self.jobs.succeed(task.job["job_id"], now)
+
+    # --- recall ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _query_filters(scope: Scope, req: QueryRequest, now: datetime) -> MetadataFilters:
+        own: list[Any] = [
+            MetadataFilter(key="org_id", value=scope.org_id),
+            MetadataFilter(key="workspace_id", value=scope.workspace_id),
+            MetadataFilter(key="namespace_id", value=scope.namespace_id),
+        ]
+        if req.thread_id is not None:
+            own.append(MetadataFilter(key="thread_id", value=req.thread_id))
+        where: MetadataFilters | MetadataFilter = MetadataFilters(filters=own, condition=FilterCondition.AND)
+        if req.include_sources:
+            # Promoted sources are shared with the whole workspace, whatever their namespace or thread.
+            sources = MetadataFilters(filters=[
+                MetadataFilter(key="collection", value="sources"), MetadataFilter(key="org_id", value=scope.org_id),
+                MetadataFilter(key="workspace_id", value=scope.workspace_id),
+            ], condition=FilterCondition.AND)
+            where = MetadataFilters(filters=[where, sources], condition=FilterCondition.OR)
+        parts: list[Any] = [where, not_expired(now)]
+        if req.artifact_types:
+            parts.append(MetadataFilter(key="artifact_type", operator=FilterOperator.IN,
+                                        value=list(req.artifact_types)))
+        if req.tags:
+            parts.append(MetadataFilter(key="tags", operator=FilterOperator.ALL, value=list(req.tags)))
+        return MetadataFilters(filters=parts, condition=FilterCondition.AND)
+
+    def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
+        cfg = self.indexer.config
+        # Embedding the query is the slow part and needs no lock.
+        vector = self.indexer.embed_query(req.query).tolist() if req.mode != "keyword" else None
+        now = utcnow()
+        where, params = sqlfilters.to_sql(self._query_filters(scope, req, now))
+        depth = max(cfg.candidates, 5 * req.top_k)
+        with self._lock:
+            dense = self.vectors.search(vector, where, params, depth) if vector is not None else []
+            lexical = self.lexical.search(req.query, where, params, depth) if req.mode != "semantic" else []
+            seqs = sorted({s for s, _ in dense} | {s for s, _ in lexical})
+            chunk_rows = {
+                r[0]: ChunkRow(*r) for r in self.con.execute(
+                    "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
+                    "WHERE list_contains(?, seq)", [seqs]
+                ).fetchall()
+            } if seqs else {}
+            hits = fuse(dense, lexical, chunk_rows, cfg, req.mode)
+            if req.min_score is not None:
+                hits = [h for h in hits if h.score >= req.min_score]
+            total = len(hits)
+            hits = hits[: req.top_k]
+            rows = self.catalog.get_many([h.artifact_id for h in hits], now) if hits else {}
+        results: list[QueryHit] = []
+        for h in hits:
+            row = rows.get(h.artifact_id)
+            if row is None:
+                continue
+            summary = ArtifactSummary(**{k: row[k] for k in ArtifactSummary.model_fields if k != "uri"},
+                                      uri=artifact_uri(row["artifact_id"]))
+            results.append(QueryHit(
+                artifact=summary, score=round(h.score, 6), matched_chunk=h.chunk.text, chunk_index=h.chunk.chunk_index,
+                chunk_start=h.chunk.start, chunk_end=h.chunk.end, from_source=h.chunk.collection == "sources",
+            ))
+        context, used = build_context(
+            [(r.artifact.name, r.artifact.artifact_id, r.artifact.version, r.matched_chunk) for r in results],
+            req.max_context_tokens,
+        )
+        return QueryResult(query=req.query, mode=req.mode, results=results, combined_context=context,
+                           total_results=total, context_tokens=used)
+
+    def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
+        now = utcnow()
+        with self._lock:
+            row = self._visible_row(scope, artifact_id, now, include_expired=False)
+            latest = self.catalog.latest(row["root_artifact_id"], now)
+            assert latest is not None
+            root = latest["root_artifact_id"]
+            event = self._event("updated", scope, root, [latest["artifact_id"]])
+            if latest["promoted_to_source_id"]:
+                found = self.con.execute(
+                    "SELECT source_id, source_name FROM sources WHERE source_id = ?", [latest["promoted_to_source_id"]]
+                ).fetchone()
+                if found:
+                    return PromoteResult(
+                        artifact_id=latest["artifact_id"], source_id=found[0], source_name=found[1],
+                        already_promoted=True, message=f"already a knowledge source ({found[0]}); nothing changed",
+                    ), event
+            source_id = f"src_{uuid.uuid4().hex}"
+            name = req.source_name or latest["name"]
+            with self.catalog.transaction():
+                self.con.execute(
+                    "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [source_id, root, latest["artifact_id"], name, req.description, scope.org_id, scope.workspace_id,
+                     scope.namespace_id, now],
+                )
+                for v in self.catalog.versions(root, now):
+                    self.catalog.update(v["artifact_id"], {"promoted_to_source_id": source_id, "updated_at": now})
+                fields: dict[str, Any] = {"is_pinned": True, "ttl_seconds": None, "expires_at": None}
+                if latest["is_indexed"]:
+                    fields["index_collection"] = "sources"
+                self.catalog.update(latest["artifact_id"], fields)
+                self.vectors.set_fields([latest["artifact_id"]], {"collection": "sources", "expires_at": None})
+            return PromoteResult(
+                artifact_id=latest["artifact_id"], source_id=source_id, source_name=name, already_promoted=False,
+                message=f"promoted to knowledge source {source_id!r}: pinned (no expiry) and searchable from every "
+                        f"namespace of workspace {scope.workspace_id!r}",
+            ), event
+
+    def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
+        now = utcnow()
+        with self._lock:
+            row = self._visible_row(scope, artifact_id, now)
+            ids = [v["artifact_id"] for v in self.catalog.versions(row["root_artifact_id"], now)]
+            jobs = self.jobs.for_artifacts(ids)
+        return JobList(artifact_id=artifact_id, root_artifact_id=row["root_artifact_id"], jobs=jobs)
 
     # --- housekeeping ----------------------------------------------------------------------------
 

@@ -32,8 +32,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from storage.blobs import BlobStore
-from storage.catalog import Catalog
+from storage.catalog import Catalog, utcnow
 from storage.errors import ERROR_KINDS, StoreError, Unavailable
+from storage.index.pipeline import IndexConfig
+from storage.jobs import JobRunner
 from storage.models import (
     Artifact,
     ArtifactPage,
@@ -41,8 +43,13 @@ from storage.models import (
     ChangeEvent,
     ContentBody,
     DeleteResult,
+    JobList,
     ListQuery,
     NewArtifact,
+    PromoteRequest,
+    PromoteResult,
+    QueryRequest,
+    QueryResult,
     Scope,
     UpdateResult,
 )
@@ -55,9 +62,13 @@ _MAX_HEADER = 64 * 1024
 _RETURNS: dict[str, Any] = {
     "create": Artifact, "get": Artifact, "list": ArtifactPage, "versions": list[Artifact],
     "update": UpdateResult, "delete": DeleteResult, "read_content": ContentBody, "locate": Scope | None,
+    "query": QueryResult, "promote": PromoteResult, "list_jobs": JobList,
 }
-# Safe to send again after the owner vanished mid-call (create is, thanks to its pre-chosen id).
-_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate"}
+# Safe to send again after the owner vanished mid-call (create is, thanks to its pre-chosen id; promote is
+# idempotent).
+_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate", "query", "promote", "list_jobs"}
+# Writes after which the index job runner has work.
+_ENQUEUES = {"create", "update", "delete"}
 
 
 def _params_model(name: str) -> type[BaseModel]:
@@ -90,6 +101,8 @@ class StoreConfig(BaseModel):
     sweep_interval_seconds: float = 60.0
     gc_interval_seconds: float = 3600.0
     takeover_timeout_seconds: float = 60.0
+    index: IndexConfig = IndexConfig()
+    run_jobs: bool = True
 
     @property
     def shared(self) -> bool:
@@ -112,7 +125,7 @@ class StoreConfig(BaseModel):
 def open_store(cfg: StoreConfig) -> ArtifactStore:
     catalog = Catalog(cfg.catalog_path, memory_limit=cfg.memory_limit, threads=cfg.threads)
     blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
-    return ArtifactStore(catalog, blobs, max_content_bytes=cfg.max_upload_bytes)
+    return ArtifactStore(catalog, blobs, max_content_bytes=cfg.max_upload_bytes, index=cfg.index)
 
 
 async def _write_frame(stream: anyio.abc.ByteSendStream, lock: anyio.Lock, header: dict[str, Any],
@@ -149,6 +162,7 @@ class StoreClient:
         self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
         self._ids = itertools.count(1)
         self._closing = False
+        self._runner: JobRunner | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -235,6 +249,9 @@ class StoreClient:
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
         self._tg.start_soon(self._housekeeping)
+        if self.cfg.run_jobs:
+            self._runner = JobRunner(self._index_batch)
+            self._tg.start_soon(self._runner.run)
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
 
@@ -278,7 +295,27 @@ class StoreClient:
         if isinstance(result, tuple):
             result, event = result
             await self._emit(event)
+        if method in _ENQUEUES and self._runner is not None:
+            self._runner.wake()
         return result
+
+    async def _index_batch(self) -> float | None:
+        """Claim, prepare and commit one batch of index jobs; how long until the next is due (None: none queued)."""
+        assert self.store is not None
+        store = self.store
+        tasks = await anyio.to_thread.run_sync(store.claim_index_jobs, self.cfg.index.job_batch)
+        if not tasks:
+            due = await anyio.to_thread.run_sync(store.next_job_due)
+            if due is None:
+                return None
+            return max(0.01, (due - utcnow()).total_seconds())
+        # Pure computation (extraction, chunking, embedding): abandoned, not awaited, on shutdown. The jobs stay
+        # `running` in the catalog and the next owner requeues them.
+        prepared = await anyio.to_thread.run_sync(store.prepare_index, tasks, abandon_on_cancel=True)
+        events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
+        for event in events:
+            await self._emit(event)
+        return 0
 
     async def _emit(self, event: ChangeEvent) -> None:
         for listener in list(self._listeners):
@@ -408,3 +445,28 @@ class StoreClient:
 
     async def locate(self, artifact_id: str) -> Scope | None:
         return await self._call("locate", artifact_id=artifact_id)
+
+    async def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
+        return await self._call("query", scope=scope, req=req)
+
+    async def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> PromoteResult:
+        return await self._call("promote", scope=scope, artifact_id=artifact_id, req=req)
+
+    async def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
+        return await self._call("list_jobs", scope=scope, artifact_id=artifact_id)
+
+    async def wait_indexed(self, scope: Scope, artifact_id: str, timeout: float,
+                           on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
+        """Poll until the version is searchable (or indexing gave up, or `timeout`); report each new state."""
+        last = None
+        with anyio.move_on_after(timeout):
+            while True:
+                art = await self.get(scope, artifact_id, include_expired=True, max_chars=0)
+                state = "indexed" if art.is_indexed else art.status
+                if state != last and on_progress is not None:
+                    await on_progress(state, {"pending": 0.1, "processing": 0.5}.get(state, 1.0))
+                last = state
+                if art.is_indexed or art.status == "failed":
+                    return art
+                await anyio.sleep(0.05)
+        return await self.get(scope, artifact_id, include_expired=True, max_chars=0)

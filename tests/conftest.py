@@ -17,6 +17,17 @@ from server.runtime import Runtime
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# Tests index with the built-in hashing embedding (deterministic, no torch start-up in every server
+# subprocess); test_recall_e2e.py runs the real default model.
+TEST_EMBEDDING = "hash:384"
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment for a server subprocess: ours without ARTIFACT_MCP_* settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env["ARTIFACT_MCP_EMBEDDING_MODEL"] = TEST_EMBEDDING
+    env.update(extra)
+    return env
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +51,7 @@ def settings(tmp_path: Path) -> Settings:
         allowed_roots=[str(tmp_path / "allowed")],
         max_upload_bytes=1024 * 1024,
         memory_limit="512MB",
+        embedding_model=TEST_EMBEDDING,
         _env_file=None,
     )
 

@@ -22,7 +22,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.client.stdio import stdio_client
 from mcp.types import BlobResourceContents, TextResourceContents
 
-from tests.conftest import call
+from tests.conftest import call, server_env
 from tests.test_stdio import open_client, server_command, stdio_params
 
 pytestmark = pytest.mark.anyio
@@ -146,7 +146,7 @@ async def _read_back(client: Any, artifact: dict[str, Any]) -> Any:
 async def test_sigkill_mid_burst_loses_nothing_that_returned(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     payloads = _payloads(random.Random(1234))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env = server_env()
     with (tmp_path / "stderr-1.log").open("wb") as errlog:
         proc = await anyio.open_process([server_command(), "serve", "--data-dir", str(data_dir)], stderr=errlog,
                                         cwd=tmp_path, env=env)

@@ -16,7 +16,7 @@ import pytest
 from mcp.client.sse import sse_client
 from mcp.types import TextResourceContents
 
-from tests.conftest import call
+from tests.conftest import call, server_env
 from tests.test_stdio import PROTOCOL, TIMEOUT, open_client, server_command
 
 pytestmark = pytest.mark.anyio
@@ -58,7 +58,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _serve(tmp: Path, transport: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Start `artifact-mcp serve --transport <transport>` on a free port; stop it afterwards, whatever happens."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env = server_env()
     deadline = time.monotonic() + TIMEOUT
     for _attempt in range(3):  # a free port can be taken by someone else before the server binds it
         port = _free_port()

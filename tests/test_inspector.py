@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, server_env
 from tests.test_stdio import TOOLS, server_command
 
 NODE_BIN = REPO / "node_modules" / ".bin"
@@ -30,7 +30,7 @@ def inspector() -> Path:
 
 def _start(data_dir: Path, *options: str) -> subprocess.Popen[str]:
     """`mcp-inspector --cli <server command> -- <options>`; node_modules/.bin first on PATH selects Node 22."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env = server_env()
     env["PATH"] = f"{NODE_BIN}{os.pathsep}{env.get('PATH', '')}"
     command = [str(INSPECTOR), "--cli", server_command(), "serve", "--data-dir", str(data_dir), "--",
                *options, "--format", "json"]

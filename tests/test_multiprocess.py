@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp.types import ResourceUpdatedNotification
 
-from tests.conftest import call
+from tests.conftest import call, server_env
 from tests.test_stdio import open_client, server_command, stdio_params
 
 pytestmark = pytest.mark.anyio
@@ -187,7 +187,7 @@ async def test_three_servers_share_one_store_and_survive_the_owner(tmp_path: Pat
 
 def _start_raw_server(data_dir: Path, cwd: Path, errlog: Any) -> subprocess.Popen[bytes]:
     """A stdio server whose client keeps stdin open (as a live agent does) after one handshake."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+    env = server_env()
     proc = subprocess.Popen([server_command(), "serve", "--data-dir", str(data_dir)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=errlog, cwd=cwd, env=env)
     assert proc.stdin is not None and proc.stdout is not None

@@ -91,7 +91,7 @@ async def test_resources_list_bad_cursor(client: Client) -> None:
         assert info.value.error.code == types.INVALID_PARAMS
         assert "cursor" in info.value.error.message
     # a cursor from a filtered list_artifacts call belongs to another query
-    other = await call(client, "list_artifacts", {"limit": 1, "status": "ready"})
+    other = await call(client, "list_artifacts", {"limit": 1, "artifact_types": ["document"]})
     with pytest.raises(MCPError) as info:
         await client.list_resources(cursor=other["next_cursor"])
     assert info.value.error.code == types.INVALID_PARAMS

@@ -20,13 +20,13 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import BlobResourceContents, TextResourceContents
 
-from tests.conftest import REPO, call
+from tests.conftest import REPO, call, server_env
 
 pytestmark = pytest.mark.anyio
 
 TOOLS = {
     "list_artifacts", "get_artifact", "create_artifact", "upload_artifact", "update_artifact",
-    "delete_artifact", "list_artifact_versions",
+    "delete_artifact", "list_artifact_versions", "query_artifacts", "promote_artifact", "list_artifact_jobs",
 }
 TIMEOUT = 30
 # What each client mode negotiates with our server.
@@ -57,7 +57,7 @@ async def open_client(transport: Any, mode: str = "auto", timeout: float = TIMEO
 
 def stdio_params(data_dir: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     return StdioServerParameters(command=server_command(), args=["serve", "--data-dir", str(data_dir), *args],
-                                 cwd=str(cwd), env=env)
+                                 cwd=str(cwd), env=server_env(**(env or {})))
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ async def test_data_dir_from_environment(tmp_path: Path) -> None:
     """ARTIFACT_MCP_DATA_DIR instead of --data-dir."""
     data_dir = tmp_path / "env-data"
     params = StdioServerParameters(command=server_command(), args=["serve"], cwd=str(tmp_path),
-                                   env={"ARTIFACT_MCP_DATA_DIR": str(data_dir)})
+                                   env=server_env(ARTIFACT_MCP_DATA_DIR=str(data_dir)))
     with (tmp_path / "stderr.log").open("w") as errlog:
         async with open_client(stdio_client(params, errlog=errlog), "legacy") as client:
             with anyio.fail_after(TIMEOUT):
@@ -167,7 +167,7 @@ def test_stdout_is_only_json_rpc(tmp_path: Path, via: str) -> None:
          "params": {"name": "get_artifact", "arguments": {"artifact_id": "art_" + "0" * 32}}},
         {"jsonrpc": "2.0", "id": 5, "method": "resources/list"},
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTIFACT_MCP_", "MAKE"))}
+    env = {k: v for k, v in server_env().items() if not k.startswith("MAKE")}
     errlog = (tmp_path / "stderr.log").open("wb")
     args = ["--data-dir", str(tmp_path / "data"), "--log-level", "DEBUG"]
     command = ([server_command(), "serve", *args] if via == "script"

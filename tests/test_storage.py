@@ -196,7 +196,7 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
     catalog_path = str(settings.data_dir / "catalog.duckdb")
     con = duckdb.connect(catalog_path, read_only=True)
     try:
-        assert con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,)]
+        assert con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,)]
     finally:
         con.close()
 

@@ -63,7 +63,9 @@ async def test_create_text_returns_metadata(client: Client) -> None:
     assert art["size_bytes"] == len(b"# Title\nbody")
     assert art["has_file"] is False and art["sha256"] is None
     assert art["content_preview"] == "# Title\nbody"
-    assert art["status"] == "ready" and art["created_by"] == "bot-1" and art["source"] == "agent"
+    # Returned before the background index job has run.
+    assert art["status"] == "pending" and art["is_indexed"] is False and art["chunk_count"] == 0
+    assert art["created_by"] == "bot-1" and art["source"] == "agent"
     assert art["keywords"] == ["k1"] and art["summary"] == "s" and art["description"] == "d"
     assert (art["org_id"], art["workspace_id"], art["namespace_id"]) == ("default", "default", "default")
     assert art["uri"] == f"artifact://{art['artifact_id']}"
@@ -327,9 +329,10 @@ async def test_list_artifact_versions(client: Client) -> None:
 
 
 async def test_list_filters(client: Client) -> None:
-    a = await create(client, "a", "a", thread_id="t1", artifact_type="report", tags=["x", "y"], created_by="alice")
-    b = await create(client, "b", "b", thread_id="t1", artifact_type="summary", tags=["x"], status="pending")
-    c = await create(client, "c", "c", thread_id="t2", artifact_type="code", created_by="bob")
+    a = await create(client, "a", "a", thread_id="t1", artifact_type="report", tags=["x", "y"], created_by="alice",
+                     wait_for_index=True)
+    b = await create(client, "b", "b", thread_id="t1", artifact_type="summary", tags=["x"], status="archived")
+    c = await create(client, "c", "c", thread_id="t2", artifact_type="code", created_by="bob", wait_for_index=True)
     a_id, b_id, c_id = a["artifact_id"], b["artifact_id"], c["artifact_id"]
     assert await ids_of(client) == {a_id, b_id, c_id}
     assert await ids_of(client, thread_id="t1") == {a_id, b_id}
@@ -337,7 +340,7 @@ async def test_list_filters(client: Client) -> None:
     assert await ids_of(client, artifact_types=["report", "code"]) == {a_id, c_id}
     assert await ids_of(client, artifact_types="report, summary") == {a_id, b_id}
     assert await ids_of(client, artifact_types="code") == {c_id}
-    assert await ids_of(client, status="pending") == {b_id}
+    assert await ids_of(client, status="archived") == {b_id}
     assert await ids_of(client, status="ready") == {a_id, c_id}
     assert await ids_of(client, tags=["x"]) == {a_id, b_id}
     assert await ids_of(client, tags=["x", "y"]) == {a_id}
@@ -563,7 +566,7 @@ async def test_results_carry_structured_content_and_resource_links(client: Clien
 async def test_results_are_identical_in_both_eras(app_runtime: tuple[MCPServer, Runtime]) -> None:
     app, _ = app_runtime
     async with Client(app, mode="auto") as modern:
-        art = await create(modern, "shared", {"k": [1, 2]}, tags=["a"])
+        art = await create(modern, "shared", {"k": [1, 2]}, tags=["a"], wait_for_index=True)
         aid = art["artifact_id"]
         modern_results = [await modern.call_tool(n, a) for n, a in [
             ("get_artifact", {"artifact_id": aid}), ("list_artifacts", {}),

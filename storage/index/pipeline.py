@@ -1,0 +1,118 @@
+"""From an artifact version to index-ready chunks: text extraction, chunking, lexical terms, embeddings.
+
+Pure computation, no catalog access and no lock: the job runner calls it between claiming jobs and
+committing their chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from storage.index import chunking
+from storage.index.embeddings import EmbeddingModel, model_id_for, shared_model
+from storage.index.tokenize import term_counts
+
+
+class IndexConfig(BaseModel):
+    """Everything that decides how artifacts are indexed and searched."""
+
+    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, offline), 'hf:<name>', "
+                                 "'hash:<dim>' or 'class:<module>:<Class>'.")
+    embedding_kwargs: dict[str, Any] = Field(default_factory=dict)
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    chunk_size: int = Field(256, ge=32, le=8192, description="Chunk size in tokens.")
+    chunk_overlap: int = Field(32, ge=0, le=4096, description="Overlap between chunks in tokens.")
+    # The artifact's name heads every chunk's embedded and lexical text: a chunk of a long report still
+    # "knows" which report it belongs to.
+    name_in_chunks: bool = True
+    bm25_k1: float = Field(0.9, gt=0)
+    bm25_b: float = Field(0.4, ge=0, le=1)
+    fusion: str = Field("relative", pattern="^(relative|rrf)$")
+    fusion_alpha: float = Field(0.5, ge=0, le=1, description="Weight of the semantic side in relative fusion.")
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(100, ge=10, le=2000, description="Candidates each retriever contributes to fusion.")
+    job_batch: int = Field(16, ge=1, le=256, description="Index jobs claimed (and embedded) together.")
+    max_attempts: int = Field(5, ge=1, le=50)
+    retry_backoff_seconds: float = Field(1.0, gt=0)
+
+    @property
+    def model_id(self) -> str:
+        return model_id_for(self.embedding_model)
+
+
+@dataclass
+class PreparedChunk:
+    index: int
+    text: str
+    start: int
+    end: int
+    terms: Counter[str]
+    n_terms: int
+    embed_text: str
+
+
+@dataclass
+class Prepared:
+    """One artifact version, ready to be written: chunks with their vectors."""
+
+    chunks: list[PreparedChunk]
+    extracted_text: str | None = None  # text found in a file (PDF) that the catalog did not have yet
+    vectors: np.ndarray | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _header(row: dict[str, Any]) -> str:
+    """Descriptive fields that make a file with no text (an image, a zip) findable by what the agent said."""
+    parts = [row.get("name") or "", row.get("description") or "", row.get("summary") or ""]
+    parts += list(row.get("keywords") or []) + list(row.get("tags") or [])
+    return "\n".join(p for p in parts if p)
+
+
+class Indexer:
+    def __init__(self, config: IndexConfig) -> None:
+        self.config = config
+        self.chunking = chunking.ChunkingConfig(chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap)
+        self._model: EmbeddingModel | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> EmbeddingModel:
+        # Loaded on first use: a store that never indexes (a forwarder, `artifact-mcp gc`) never pays for torch.
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = shared_model(self.config.embedding_model, batch_size=self.config.embed_batch_size,
+                                               kwargs=self.config.embedding_kwargs)
+        return self._model
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    def prepare(self, row: dict[str, Any], text: str | None) -> list[PreparedChunk]:
+        """Chunks of one version's text (or a single descriptive chunk for a file without text)."""
+        name = row.get("name") or ""
+        spans = chunking.split(text, row["mime_type"], row.get("file_name"), self.chunking) if text else []
+        out: list[PreparedChunk] = []
+        if not spans:
+            header = _header(row)
+            terms, n = term_counts(header)
+            return [PreparedChunk(0, header, 0, 0, terms, n, header)] if header else []
+        for i, span in enumerate(spans):
+            indexed = f"{name}\n\n{span.text}" if self.config.name_in_chunks and name else span.text
+            terms, n = term_counts(indexed)
+            out.append(PreparedChunk(i, span.text, span.start, span.end, terms, n, indexed))
+        return out
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.model.embed_texts(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.model.embed_query(text)

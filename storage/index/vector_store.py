@@ -1,0 +1,165 @@
+"""A LlamaIndex vector store on the catalog's own DuckDB database.
+
+Chunks and their embeddings (`FLOAT[dim]`) live in the `chunks` table beside the artifact rows, so the
+catalog can replace or delete an artifact and its chunks in one transaction. Similarity is DuckDB's
+`array_inner_product` over unit vectors (= cosine), and every filter (tenant scope, expiry, thread, type,
+tags) is part of the same SQL statement, ahead of its ORDER BY … LIMIT.
+
+The store does not own the connection or its transactions: the catalog passes its connection, and the
+caller (ArtifactStore, under its lock) decides what is one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import BaseNode, TextNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    VectorStoreQuery,
+    VectorStoreQueryResult,
+)
+
+from storage.index import filters as sqlfilters
+
+# Columns copied from node metadata (the indexer sets them from the artifact row).
+META_COLUMNS = (
+    "seq", "artifact_id", "root_artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
+)
+
+
+class DuckDBChunkStore(BasePydanticVectorStore):
+    stores_text: bool = True
+    flat_metadata: bool = False
+    dim: int
+
+    _con: duckdb.DuckDBPyConnection = PrivateAttr()
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, dim: int) -> None:
+        super().__init__(dim=dim)
+        self._con = con
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DuckDBChunkStore"
+
+    @property
+    def client(self) -> duckdb.DuckDBPyConnection:
+        return self._con
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def embedding_dim(self) -> int | None:
+        """The dimension of the stored `embedding` column, or None when there is none yet."""
+        row = self._con.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'chunks' AND column_name = 'embedding'"
+        ).fetchone()
+        if row is None:
+            return None
+        # e.g. 'FLOAT[384]'
+        return int(str(row[0]).rsplit("[", 1)[1].rstrip("]"))
+
+    def ensure_column(self) -> bool:
+        """Give `chunks` an embedding column of this store's dimension. True when it had to be (re)created, which
+        drops every stored chunk: vectors of another size cannot be compared with the new model's."""
+        current = self.embedding_dim()
+        if current == self.dim:
+            return False
+        if current is not None:
+            self._con.execute("DELETE FROM postings")
+            self._con.execute("DELETE FROM chunks")
+            self._con.execute("ALTER TABLE chunks DROP COLUMN embedding")
+        self._con.execute(f"ALTER TABLE chunks ADD COLUMN embedding FLOAT[{int(self.dim)}]")
+        return True
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+        if not nodes:
+            return []
+        cols: dict[str, list[Any]] = {c: [] for c in (*META_COLUMNS, "chunk_id", "start_char", "end_char", "text",
+                                                       "embedding")}
+        for node in nodes:
+            meta = node.metadata
+            for c in META_COLUMNS:
+                cols[c].append(meta.get(c))
+            cols["chunk_id"].append(node.node_id)
+            cols["start_char"].append(node.start_char_idx or 0)
+            cols["end_char"].append(node.end_char_idx or 0)
+            cols["text"].append(node.get_content())
+            embedding = node.get_embedding()
+            if len(embedding) != self.dim:
+                raise ValueError(f"embedding has {len(embedding)} dimensions, the store expects {self.dim}")
+            cols["embedding"].append(embedding)
+        names = list(cols)
+        # One statement for all the chunks: a list parameter per column, unnested side by side.
+        select = ", ".join(
+            f"unnest(?::FLOAT[{int(self.dim)}][])" if n == "embedding"
+            else "unnest(?::VARCHAR[][])" if n == "tags"
+            else f"unnest(?::{_SQL_TYPES.get(n, 'VARCHAR')}[])"
+            for n in names
+        )
+        self._con.execute(f"INSERT INTO chunks ({', '.join(names)}) SELECT {select}", [cols[n] for n in names])
+        return cols["chunk_id"]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete the chunks of artifact `ref_doc_id` (an artifact version id)."""
+        self._con.execute("DELETE FROM chunks WHERE artifact_id = ?", [ref_doc_id])
+
+    def delete_many(self, artifact_ids: list[str]) -> None:
+        self._con.execute("DELETE FROM chunks WHERE list_contains(?, artifact_id)", [artifact_ids])
+
+    def clear(self) -> None:
+        self._con.execute("DELETE FROM chunks")
+
+    def set_fields(self, artifact_ids: list[str], fields: dict[str, Any]) -> None:
+        """Keep the copied filter columns in sync with an in-place artifact update."""
+        fields = {k: v for k, v in fields.items() if k in META_COLUMNS}
+        if not fields or not artifact_ids:
+            return
+        assignments = ", ".join(f"{c} = ?" for c in fields)
+        self._con.execute(
+            f"UPDATE chunks SET {assignments} WHERE list_contains(?, artifact_id)", [*fields.values(), artifact_ids]
+        )
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if query.query_embedding is None:
+            raise ValueError("a vector query needs query_embedding")
+        where, params = sqlfilters.to_sql(query.filters)
+        rows = self._con.execute(
+            f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, "
+            f"array_inner_product(embedding, ?::FLOAT[{int(self.dim)}]) AS score "
+            f"FROM chunks WHERE {where} ORDER BY score DESC, seq LIMIT ?",
+            [list(query.query_embedding), *params, int(query.similarity_top_k)],
+        ).fetchall()
+        nodes = [
+            TextNode(id_=r[1], text=r[5], start_char_idx=r[3], end_char_idx=r[4],
+                     metadata={"seq": r[0], "artifact_id": r[2]})
+            for r in rows
+        ]
+        return VectorStoreQueryResult(nodes=nodes, similarities=[float(r[6]) for r in rows],
+                                      ids=[r[1] for r in rows])
+
+    def search(self, embedding: list[float], where: str, params: list[Any], top_k: int) -> list[tuple[int, float]]:
+        """(seq, cosine) of the best `top_k` chunks passing `where`: the retrieval hot path, without nodes."""
+        return [(int(r[0]), float(r[1])) for r in self._con.execute(
+            f"SELECT seq, array_inner_product(embedding, ?::FLOAT[{int(self.dim)}]) AS score "
+            f"FROM chunks WHERE {where} ORDER BY score DESC, seq LIMIT ?",
+            [embedding, *params, int(top_k)],
+        ).fetchall()]
+
+
+_SQL_TYPES = {
+    "seq": "BIGINT", "chunk_index": "INTEGER", "n_terms": "INTEGER", "start_char": "INTEGER", "end_char": "INTEGER",
+    "expires_at": "TIMESTAMP",
+}
+
+
+def not_expired(now: datetime) -> sqlfilters.MetadataFilter:
+    return sqlfilters.MetadataFilter(key="expires_at", operator=sqlfilters.FilterOperator.GT, value=now.isoformat())
