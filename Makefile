@@ -11,6 +11,8 @@ $(BIN)/python:
 	@echo 'setting up $(VENV)' >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/pip install --quiet --upgrade pip >&2
+	@# torch first, pinned: the CPU build. Unpinned, a dependency would pull the newest build with GBs of CUDA.
+	@$(BIN)/pip install --quiet torch==2.13.0 >&2
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo 'installing artifact-mcp into $(VENV)' >&2

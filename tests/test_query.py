@@ -68,7 +68,8 @@ async def test_create_returns_pending_then_indexes(client: Client) -> None:
 
 
 async def test_identifiers_found_by_keyword(client: Client) -> None:
-    await create(client, "server.py", "def parse_request(raw):\n    return HTTPServer(raw)\n", mime_type="text/x-python")
+    code = "def parse_request(raw):\n    return HTTPServer(raw)\n"
+    await create(client, "server.py", code, mime_type="text/x-python")
     await create(client, "notes", "We should parse the request body later.")
     result = await search(client, "parse_request", mode="keyword")
     assert names(result)[0] == "server.py"
@@ -85,8 +86,9 @@ async def test_delete_replace_expire_leave_results_at_once(client: Client) -> No
     await call(client, "delete_artifact", {"artifact_id": gone["artifact_id"]})
     assert names(await search(client, "zebra", mode="keyword")) == []
 
-    new = (await call(client, "update_artifact", {"artifact_id": old["artifact_id"],
-                                                   "content": "hippo teeth are big", "wait_for_index": True}))["artifact"]
+    updated = await call(client, "update_artifact", {"artifact_id": old["artifact_id"],
+                                                      "content": "hippo teeth are big", "wait_for_index": True})
+    new = updated["artifact"]
     assert (await search(client, "giraffe", mode="keyword"))["results"] == []
     hits = (await search(client, "hippo", mode="keyword"))["results"]
     assert [h["artifact"]["artifact_id"] for h in hits] == [new["artifact_id"]] and hits[0]["artifact"]["version"] == 2
@@ -218,7 +220,7 @@ async def test_chunk_offsets_point_at_the_text(client: Client) -> None:
     pdf = await call(client, "upload_artifact", {"name": "paper.pdf", "wait_for_index": True,
                                                  "data_base64": base64.b64encode(_pdf("Pangolins roll up")).decode()})
     assert pdf["mime_type"] == "application/pdf" and pdf["is_indexed"], pdf
-    for art, query, _ in cases:
+    for art, _, _ in cases:
         assert art["chunk_count"] > 1 or art["name"] == "data", art["name"]
     for art, query, source in cases:
         hits = (await search(client, query, mode="keyword", top_k=20))["results"]

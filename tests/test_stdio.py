@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -82,7 +81,7 @@ async def test_list_tools(stdio_client_session: Client) -> None:
         result = await stdio_client_session.list_tools()
     names = {tool.name for tool in result.tools}
     assert names >= TOOLS, TOOLS - names
-    assert len(TOOLS) == 7
+    assert len(TOOLS) == 10
 
 
 async def test_create_then_get(stdio_client_session: Client) -> None:

@@ -191,6 +191,10 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
         v2 = (await call(client, "update_artifact", {"artifact_id": text["artifact_id"],
                                                      "content": {"a": 2}}))["artifact"]
         file = await upload(client, data, "img")
+        # Let the background index jobs finish, so that nothing changes between the two listings.
+        with anyio.fail_after(20):
+            while not all(a["is_indexed"] for a in (await call(client, "list_artifacts", {}))["artifacts"]):
+                await anyio.sleep(0.05)
         first = await call(client, "list_artifacts", {"latest_only": False})
 
     catalog_path = str(settings.data_dir / "catalog.duckdb")
@@ -221,9 +225,9 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
 
     catalog = Catalog(catalog_path)
     try:
-        assert catalog.schema_version() == 1
+        assert catalog.schema_version() == 2
         rows = catalog.con.execute("SELECT count(*) FROM schema_migrations").fetchone()
-        assert rows == (1,)  # re-opening does not re-apply migrations
+        assert rows == (2,)  # re-opening does not re-apply migrations
         assert catalog.count() == 3
     finally:
         catalog.close()

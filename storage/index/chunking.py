@@ -106,6 +106,7 @@ _MIME_KINDS = {
     "application/x-ndjson": "ndjson",
     "application/jsonl": "ndjson",
     "application/x-jsonlines": "ndjson",
+    "application/pdf": "text",  # split() gets the text extract_pdf_text() made, whatever the file is called
     "text/x-python": "code:python",
     "text/x-script.python": "code:python",
     "application/x-python": "code:python",
@@ -611,19 +612,31 @@ def _json_path(path: _Path) -> str:
 
 
 def _group_path(paths: Sequence[_Path]) -> str:
-    if len(paths) == 1:
-        return _json_path(paths[0])
-    common: list[str | int] = []
-    for keys in zip(*paths, strict=False):
-        if any(k != keys[0] for k in keys):
-            break
-        common.append(keys[0])
-    depth = len(common)
-    first, last = paths[0], paths[-1]
-    # Consecutive elements of one array read best as a slice.
-    if all(len(p) == depth + 1 for p in paths) and isinstance(first[-1], int) and isinstance(last[-1], int):
-        return f"{_json_path(tuple(common))}[{first[-1]}:{last[-1] + 1}]"
-    return _json_path(tuple(common))
+    """One label for consecutive members: `$.results[3]`, `$.results[3:6]`, `$.results[38:40], $.meta`."""
+    runs: list[list[_Path]] = []
+    for path in paths:
+        if runs and runs[-1][0][:-1] == path[:-1]:
+            runs[-1].append(path)
+        else:
+            runs.append([path])
+    labels = []
+    for run in runs:
+        first, last = run[0], run[-1]
+        if len(run) == 1:
+            labels.append(_json_path(first))
+        elif isinstance(first[-1], int) and isinstance(last[-1], int):
+            labels.append(f"{_json_path(first[:-1])}[{first[-1]}:{last[-1] + 1}]")
+        else:  # several keys of one object: the keys are in the text
+            labels.append(_json_path(first[:-1]))
+    if len(labels) > 3:  # members scattered over many containers: name what they share
+        common = list(paths[0])
+        for path in paths[1:]:
+            shared = 0
+            while shared < min(len(common), len(path)) and common[shared] == path[shared]:
+                shared += 1
+            del common[shared:]
+        return _json_path(tuple(common))
+    return ", ".join(labels)
 
 
 def _json_atoms_of(text: str, budget: int) -> list[_Atom]:
@@ -796,8 +809,19 @@ class _HtmlText(HTMLParser):
         if self._skip or not data:
             return
         at = self._pos()
+        # Entities normally arrive through handle_entityref, but newer Pythons pass those in
+        # <title> and <textarea> as data.
+        i = 0
+        for m in _ENTITY.finditer(data):
+            self._text(data[i : m.start()], at + i)
+            self._entity(m.group(), at + m.start())
+            i = m.end()
+        self._text(data[i:], at + i)
+
+    def _text(self, data: str, at: int) -> None:
         if self._pre:
-            self._emit(data, at, at + len(data), True)
+            if data:
+                self._emit(data, at, at + len(data), True)
             return
         i = 0
         # Copy verbatim between the whitespace runs that collapse to one space.
@@ -814,16 +838,17 @@ class _HtmlText(HTMLParser):
             self._emit(data[i:j], at + i, at + j, True)
 
     def _reference(self) -> None:
-        if self._skip:
-            return
-        at = self._pos()
-        m = _ENTITY.match(self._source, at)
-        raw = m.group() if m else "&"
+        if not self._skip:
+            at = self._pos()
+            m = _ENTITY.match(self._source, at)
+            self._entity(m.group() if m else "&", at)
+
+    def _entity(self, raw: str, at: int) -> None:
         decoded = html.unescape(raw)
         if decoded.isspace():
             self._space(at, at + len(raw))
-        else:
-            self._emit(decoded, at, at + len(raw), False)
+        else:  # an unknown entity stays as written, character for character
+            self._emit(decoded, at, at + len(raw), decoded == raw)
 
     def handle_entityref(self, name: str) -> None:
         self._reference()
@@ -847,7 +872,13 @@ def _split_html(source: str, config: ChunkingConfig) -> list[ChunkSpan]:
     parser.close()
     text = "".join(parser.pieces)
     ranges = [_Span(s, e) for s, e in _prose_ranges(text, 0, len(text), config)]
-    return [
-        ChunkSpan(text[sp.start : sp.end], parser.source_start(sp.start), parser.source_end(sp.end - 1))
-        for sp in _finish(text, ranges, config.chunk_size)
-    ]
+    spans: list[ChunkSpan] = []
+    text_start = 0
+    for sp in _finish(text, ranges, config.chunk_size):
+        start, end = parser.source_start(sp.start), parser.source_end(sp.end - 1)
+        if spans and start <= spans[-1].start:
+            # Cut inside one entity that decodes to several characters: both map to the same source.
+            start, end, sp.start = spans[-1].start, max(end, spans.pop().end), text_start
+        spans.append(ChunkSpan(text[sp.start : sp.end], start, end))
+        text_start = sp.start
+    return spans

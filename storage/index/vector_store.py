@@ -72,7 +72,10 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         if current is not None:
             self._con.execute("DELETE FROM postings")
             self._con.execute("DELETE FROM chunks")
+            # DuckDB refuses to alter a table that an index depends on.
+            self._con.execute("DROP INDEX IF EXISTS chunks_artifact")
             self._con.execute("ALTER TABLE chunks DROP COLUMN embedding")
+            self._con.execute("CREATE INDEX chunks_artifact ON chunks (artifact_id)")
         self._con.execute(f"ALTER TABLE chunks ADD COLUMN embedding FLOAT[{int(self.dim)}]")
         return True
 
