@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from pydantic import JsonValue
@@ -28,6 +29,7 @@ from storage.errors import Conflict, InvalidInput, NotFound, TooLarge
 from storage.index import chunking
 from storage.index import filters as sqlfilters
 from storage.index.lexical import LexicalIndex, postings_for
+from storage.index.memory import SearchCache
 from storage.index.pipeline import IndexConfig, Indexer, Prepared
 from storage.index.search import ChunkRow, build_context, fuse
 from storage.index.vector_store import DuckDBChunkStore, not_expired
@@ -103,6 +105,7 @@ class ArtifactStore:
         with self._lock:
             self.cursors = CursorCodec(catalog.secret("cursor_secret"))
             self.vectors = DuckDBChunkStore(con, dim=self._model_dim())
+            self.cache = SearchCache(self.vectors.dim) if cfg.search_cache else None
             self._prepare_index()
 
     def _model_dim(self) -> int:
@@ -122,6 +125,8 @@ class ArtifactStore:
                 log.warning("embedding model changed (%s -> %s): re-indexing every artifact", stored, model_id)
                 self.con.execute("DELETE FROM postings")
                 self.vectors.clear()
+                if self.cache is not None:
+                    self.cache.loaded = False
                 self.con.execute(
                     "UPDATE jobs SET status = 'cancelled', error = 'embedding model changed', ended_at = ? "
                     "WHERE status IN ('queued', 'retrying', 'running')", [now]
@@ -307,7 +312,9 @@ class ArtifactStore:
     def _unindex(self, artifact_ids: list[str]) -> None:
         """Remove versions' chunks and postings, and cancel their open jobs (inside the caller's transaction)."""
         self.lexical.delete_artifacts(artifact_ids)
-        self.vectors.delete_many(artifact_ids)
+        removed = self.vectors.delete_many(artifact_ids)
+        if removed and self.cache is not None:
+            self.cache.note_removed(removed)
         self.jobs.pending_for(artifact_ids)
 
     def _write_version(self, row: dict[str, Any], replaced: dict[str, Any] | None) -> None:
@@ -505,6 +512,14 @@ class ArtifactStore:
                 tasks.append(IndexTask(job=job, row=row))
         return tasks
 
+    def warm_up(self) -> None:
+        """Load the embedding model and the chunkers (seconds, the first time) before the first job needs them."""
+        try:
+            chunking.split("Warm up. The chunkers load tokenizers on first use.", "text/plain")
+            self.indexer.embed_query("warm up")
+        except Exception:
+            log.exception("warming up the index pipeline failed; the first index job will retry the load")
+
     def next_job_due(self) -> datetime | None:
         with self._lock:
             return self.jobs.next_due()
@@ -546,22 +561,35 @@ class ArtifactStore:
         """Write each task's chunks, index fields and job outcome: one transaction for the batch (a commit costs
         more than a small insert)."""
         now = utcnow()
+        added: list[tuple[list[int], Prepared]] = []
+        with self._lock:
+            with self.catalog.transaction():
+                events = self._commit_batch(tasks, prepared, now, added)
+            # After the commit, so the in-memory mirror never holds a chunk the catalog does not.
+            if self.cache is not None:
+                for seqs, prep in added:
+                    assert prep.vectors is not None
+                    self.cache.add(seqs, prep.vectors, [c.n_terms for c in prep.chunks],
+                                   [postings_for(0, c.terms)[::2] for c in prep.chunks])
+        return events
+
+    def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared], now: datetime,
+                      added: list[tuple[list[int], Prepared]]) -> list[ChangeEvent]:
         events: list[ChangeEvent] = []
-        with self._lock, self.catalog.transaction():
-            for task, prep in zip(tasks, prepared, strict=True):
-                job_id = task.job["job_id"]
-                if not self.jobs.is_running(job_id):
-                    continue  # cancelled meanwhile (replaced, deleted, model changed)
-                row = self.catalog.get(task.row["artifact_id"], now)
-                if row is None or not row["is_latest"]:
-                    self.jobs.cancel(job_id, now, "artifact version replaced or deleted")
-                    continue
-                if prep.error is not None:
-                    self._record_failure(task, row, prep.error, now)
-                else:
-                    self._write_chunks(task, row, prep, now)
-                scope = Scope(org_id=row["org_id"], workspace_id=row["workspace_id"], namespace_id=row["namespace_id"])
-                events.append(self._event("updated", scope, row["root_artifact_id"], [row["artifact_id"]]))
+        for task, prep in zip(tasks, prepared, strict=True):
+            job_id = task.job["job_id"]
+            if not self.jobs.is_running(job_id):
+                continue  # cancelled meanwhile (replaced, deleted, model changed)
+            row = self.catalog.get(task.row["artifact_id"], now)
+            if row is None or not row["is_latest"]:
+                self.jobs.cancel(job_id, now, "artifact version replaced or deleted")
+                continue
+            if prep.error is not None:
+                self._record_failure(task, row, prep.error, now)
+            else:
+                added.append((self._write_chunks(task, row, prep, now), prep))
+            scope = Scope(org_id=row["org_id"], workspace_id=row["workspace_id"], namespace_id=row["namespace_id"])
+            events.append(self._event("updated", scope, row["root_artifact_id"], [row["artifact_id"]]))
         return events
 
     def _record_failure(self, task: IndexTask, row: dict[str, Any], error: str, now: datetime) -> None:
@@ -574,7 +602,8 @@ class ArtifactStore:
         log.warning("index job %s for %s failed (attempt %d, %s): %s", task.job["job_id"], row["artifact_id"],
                     task.job["attempts"], "will retry" if retrying else "giving up", error)
 
-    def _write_chunks(self, task: IndexTask, row: dict[str, Any], prep: Prepared, now: datetime) -> None:
+    def _write_chunks(self, task: IndexTask, row: dict[str, Any], prep: Prepared, now: datetime) -> list[int]:
+        """Replace the version's chunks and postings (in the caller's transaction); the new chunks' seqs."""
         aid = row["artifact_id"]
         collection = "sources" if row["promoted_to_source_id"] else "artifacts"
         n = len(prep.chunks)
@@ -584,7 +613,9 @@ class ArtifactStore:
         if had_chunks:
             # Re-indexing: the old chunks go first. (A first index skips this: deleting postings scans them.)
             self.lexical.delete_artifacts([aid])
-            self.vectors.delete(aid)
+            removed = self.vectors.delete_many([aid])
+            if self.cache is not None:
+                self.cache.note_removed(removed)
         seqs = [r[0] for r in self.con.execute("SELECT nextval('chunk_seq') FROM range(?)", [n]).fetchall()]
         shared = {
             "artifact_id": aid, "root_artifact_id": row["root_artifact_id"], "org_id": row["org_id"],
@@ -620,6 +651,7 @@ class ArtifactStore:
             fields["status"] = "ready"
         self.catalog.update(aid, fields)
         self.jobs.succeed(task.job["job_id"], now)
+        return seqs
 
     # --- recall ------------------------------------------------------------------------------------
 
@@ -656,8 +688,7 @@ class ArtifactStore:
         where, params = sqlfilters.to_sql(self._query_filters(scope, req, now))
         depth = max(cfg.candidates, 5 * req.top_k)
         with self._lock:
-            dense = self.vectors.search(vector, where, params, depth) if vector is not None else []
-            lexical = self.lexical.search(req.query, where, params, depth) if req.mode != "semantic" else []
+            dense, lexical = self._retrieve(req, vector, where, params, depth)
             seqs = sorted({s for s, _ in dense} | {s for s, _ in lexical})
             chunk_rows = {
                 r[0]: ChunkRow(*r) for r in self.con.execute(
@@ -688,6 +719,30 @@ class ArtifactStore:
         )
         return QueryResult(query=req.query, mode=req.mode, results=results, combined_context=context,
                            total_results=total, context_tokens=used)
+
+    def _retrieve(self, req: QueryRequest, vector: list[float] | None, where: str, params: list[Any],
+                  depth: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """Dense and lexical candidates (seq, score) among the chunks `where` admits."""
+        want_lexical = req.mode != "semantic"
+        cache = self.cache
+        if cache is not None:
+            if not cache.loaded:
+                cache.load(self.con)
+            eligible = self.con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
+            mask = cache.mask(eligible)
+            if mask is None:
+                log.warning("search cache was stale; reloading it")
+                cache.load(self.con)
+                mask = cache.mask(eligible)
+            if mask is not None:
+                cfg = self.indexer.config
+                dense = cache.dense(np.asarray(vector, dtype=np.float32), mask, depth) if vector is not None else []
+                terms, qtfs = self.lexical.query_terms(req.query) if want_lexical else ([], [])
+                lexical = cache.bm25(terms, qtfs, mask, depth, cfg.bm25_k1, cfg.bm25_b) if terms else []
+                return dense, lexical
+        dense = self.vectors.search(vector, where, params, depth) if vector is not None else []
+        lexical = self.lexical.search(req.query, where, params, depth) if want_lexical else []
+        return dense, lexical
 
     def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
         now = utcnow()

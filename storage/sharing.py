@@ -252,6 +252,7 @@ class StoreClient:
         if self.cfg.run_jobs:
             self._runner = JobRunner(self._index_batch)
             self._tg.start_soon(self._runner.run)
+            self._tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
 

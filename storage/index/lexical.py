@@ -49,13 +49,17 @@ class LexicalIndex:
             [artifact_ids],
         )
 
+    @staticmethod
+    def query_terms(query: str) -> tuple[list[int], list[int]]:
+        """(term hashes, query term frequencies) of a query."""
+        qcounts = Counter(tokens(query))
+        return [term_hash(t) for t in qcounts], list(qcounts.values())
+
     def search(self, query: str, where: str, params: list[Any], top_k: int) -> list[tuple[int, float]]:
         """(seq, BM25 score) of the best `top_k` chunks passing `where` (a clause over `chunks`)."""
-        qcounts = Counter(tokens(query))
-        if not qcounts:
+        qterms, qtfs = self.query_terms(query)
+        if not qterms:
             return []
-        qterms = [term_hash(t) for t in qcounts]
-        qtfs = list(qcounts.values())
         # Lucene's BM25 idf (always positive); a query term repeated counts once per repeat.
         rows = self._con.execute(
             f"""

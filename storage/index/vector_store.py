@@ -113,8 +113,11 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         """Delete the chunks of artifact `ref_doc_id` (an artifact version id)."""
         self._con.execute("DELETE FROM chunks WHERE artifact_id = ?", [ref_doc_id])
 
-    def delete_many(self, artifact_ids: list[str]) -> None:
-        self._con.execute("DELETE FROM chunks WHERE list_contains(?, artifact_id)", [artifact_ids])
+    def delete_many(self, artifact_ids: list[str]) -> int:
+        """Delete these artifacts' chunks; how many went."""
+        return len(self._con.execute(
+            "DELETE FROM chunks WHERE list_contains(?, artifact_id) RETURNING seq", [artifact_ids]
+        ).fetchall())
 
     def clear(self) -> None:
         self._con.execute("DELETE FROM chunks")
