@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--org-id", help="default org scope (default 'default')")
     serve.add_argument("--workspace-id", help="default workspace scope (default 'default')")
     serve.add_argument("--namespace-id", help="default namespace scope (default 'default')")
+    serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2, bundled, offline), 'hf:<name or "
+                       "path>', 'hash:<dim>' or 'class:<module>:<Class>'; changing it re-indexes everything")
 
     gc = sub.add_parser("gc", help="remove expired artifacts and unreferenced blobs now, then exit")
     common(gc)
