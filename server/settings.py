@@ -53,11 +53,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(IndexConfig.model_fields["chunk_overlap"].default, ge=0, le=4096)
     index_max_attempts: int = Field(5, ge=1, le=50, description="Index attempts before an artifact is 'failed'.")
     index_retry_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt.")
-    search_fusion: Literal["relative", "rrf"] = Field(IndexConfig.model_fields["fusion"].default)
+    search_fusion: Literal["zscore", "relative", "rrf"] = Field(IndexConfig.model_fields["fusion"].default)
     search_fusion_alpha: float = Field(IndexConfig.model_fields["fusion_alpha"].default, ge=0, le=1,
                                        description="Weight of semantic vs keyword scores in relative fusion.")
-    search_cache: bool = Field(True, description="Score searches in memory (numpy) rather than in DuckDB SQL; "
-                               "about 10x faster, costs 4 x dim bytes of RAM per chunk.")
     timings_file: Path | None = Field(None, description="Benchmarks: write per-tool handler p50/p95 here on exit.")
 
     @field_validator("allowed_roots", "allowed_hosts", "allowed_origins", mode="before")
@@ -91,5 +89,5 @@ class Settings(BaseSettings):
             embedding_model=self.embedding_model, embedding_kwargs=self.embedding_kwargs,
             embed_batch_size=self.embed_batch_size, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
             max_attempts=self.index_max_attempts, retry_backoff_seconds=self.index_retry_backoff_seconds,
-            fusion=self.search_fusion, fusion_alpha=self.search_fusion_alpha, search_cache=self.search_cache,
+            fusion=self.search_fusion, fusion_alpha=self.search_fusion_alpha,
         )

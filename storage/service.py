@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +31,7 @@ from storage.index import filters as sqlfilters
 from storage.index.lexical import LexicalIndex, postings_for
 from storage.index.memory import SearchCache
 from storage.index.pipeline import IndexConfig, Indexer, Prepared
-from storage.index.search import ChunkRow, build_context, fuse
+from storage.index.search import ChunkRow, Ranked, build_context, rank
 from storage.index.vector_store import DuckDBChunkStore, not_expired
 from storage.jobs import JobQueue
 from storage.models import (
@@ -101,11 +101,11 @@ class ArtifactStore:
         cfg = self.indexer.config
         con = catalog.con
         self.jobs = JobQueue(con, max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)
-        self.lexical = LexicalIndex(con, k1=cfg.bm25_k1, b=cfg.bm25_b)
+        self.lexical = LexicalIndex(con)
         with self._lock:
             self.cursors = CursorCodec(catalog.secret("cursor_secret"))
             self.vectors = DuckDBChunkStore(con, dim=self._model_dim())
-            self.cache = SearchCache(self.vectors.dim) if cfg.search_cache else None
+            self.cache = SearchCache(self.vectors.dim)
             self._prepare_index()
 
     def _model_dim(self) -> int:
@@ -125,8 +125,7 @@ class ArtifactStore:
                 log.warning("embedding model changed (%s -> %s): re-indexing every artifact", stored, model_id)
                 self.con.execute("DELETE FROM postings")
                 self.vectors.clear()
-                if self.cache is not None:
-                    self.cache.loaded = False
+                self.cache.loaded = False
                 self.con.execute(
                     "UPDATE jobs SET status = 'cancelled', error = 'embedding model changed', ended_at = ? "
                     "WHERE status IN ('queued', 'retrying', 'running')", [now]
@@ -313,7 +312,7 @@ class ArtifactStore:
         """Remove versions' chunks and postings, and cancel their open jobs (inside the caller's transaction)."""
         self.lexical.delete_artifacts(artifact_ids)
         removed = self.vectors.delete_many(artifact_ids)
-        if removed and self.cache is not None:
+        if removed:
             self.cache.note_removed(removed)
         self.jobs.pending_for(artifact_ids)
 
@@ -561,20 +560,19 @@ class ArtifactStore:
         """Write each task's chunks, index fields and job outcome: one transaction for the batch (a commit costs
         more than a small insert)."""
         now = utcnow()
-        added: list[tuple[list[int], Prepared]] = []
+        added: list[tuple[str, list[int], Prepared]] = []
         with self._lock:
             with self.catalog.transaction():
                 events = self._commit_batch(tasks, prepared, now, added)
             # After the commit, so the in-memory mirror never holds a chunk the catalog does not.
-            if self.cache is not None:
-                for seqs, prep in added:
-                    assert prep.vectors is not None
-                    self.cache.add(seqs, prep.vectors, [c.n_terms for c in prep.chunks],
-                                   [postings_for(0, c.terms)[::2] for c in prep.chunks])
+            for artifact_id, seqs, prep in added:
+                assert prep.vectors is not None
+                self.cache.add(artifact_id, seqs, prep.vectors, [c.n_terms for c in prep.chunks],
+                               [postings_for(0, c.terms)[::2] for c in prep.chunks])
         return events
 
     def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared], now: datetime,
-                      added: list[tuple[list[int], Prepared]]) -> list[ChangeEvent]:
+                      added: list[tuple[str, list[int], Prepared]]) -> list[ChangeEvent]:
         events: list[ChangeEvent] = []
         for task, prep in zip(tasks, prepared, strict=True):
             job_id = task.job["job_id"]
@@ -587,7 +585,7 @@ class ArtifactStore:
             if prep.error is not None:
                 self._record_failure(task, row, prep.error, now)
             else:
-                added.append((self._write_chunks(task, row, prep, now), prep))
+                added.append((row["artifact_id"], self._write_chunks(task, row, prep, now), prep))
             scope = Scope(org_id=row["org_id"], workspace_id=row["workspace_id"], namespace_id=row["namespace_id"])
             events.append(self._event("updated", scope, row["root_artifact_id"], [row["artifact_id"]]))
         return events
@@ -613,9 +611,7 @@ class ArtifactStore:
         if had_chunks:
             # Re-indexing: the old chunks go first. (A first index skips this: deleting postings scans them.)
             self.lexical.delete_artifacts([aid])
-            removed = self.vectors.delete_many([aid])
-            if self.cache is not None:
-                self.cache.note_removed(removed)
+            self.cache.note_removed(self.vectors.delete_many([aid]))
         seqs = [r[0] for r in self.con.execute("SELECT nextval('chunk_seq') FROM range(?)", [n]).fetchall()]
         shared = {
             "artifact_id": aid, "root_artifact_id": row["root_artifact_id"], "org_id": row["org_id"],
@@ -683,66 +679,64 @@ class ArtifactStore:
     def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
         cfg = self.indexer.config
         # Embedding the query is the slow part and needs no lock.
-        vector = self.indexer.embed_query(req.query).tolist() if req.mode != "keyword" else None
+        vector = self.indexer.embed_query(req.query) if req.mode != "keyword" else None
+        terms = self.lexical.query_terms(req.query)[0] if req.mode != "semantic" else []
         now = utcnow()
         where, params = sqlfilters.to_sql(self._query_filters(scope, req, now))
         depth = max(cfg.candidates, 5 * req.top_k)
         with self._lock:
-            dense, lexical = self._retrieve(req, vector, where, params, depth)
-            seqs = sorted({s for s, _ in dense} | {s for s, _ in lexical})
+            ranked, artifact_of, seq_of = self._retrieve(req.mode, vector, terms, where, params, depth)
+            if req.min_score is not None:
+                ranked = [r for r in ranked if r.score >= req.min_score]
+            total = len(ranked)
+            ranked = ranked[: req.top_k]
+            ids = [artifact_of(r.segment) for r in ranked]
+            rows = self.catalog.get_many(ids, now) if ids else {}
+            seqs = [seq_of(r.best_row) for r in ranked]
             chunk_rows = {
                 r[0]: ChunkRow(*r) for r in self.con.execute(
                     "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
                     "WHERE list_contains(?, seq)", [seqs]
                 ).fetchall()
             } if seqs else {}
-            hits = fuse(dense, lexical, chunk_rows, cfg, req.mode)
-            if req.min_score is not None:
-                hits = [h for h in hits if h.score >= req.min_score]
-            total = len(hits)
-            hits = hits[: req.top_k]
-            rows = self.catalog.get_many([h.artifact_id for h in hits], now) if hits else {}
         results: list[QueryHit] = []
-        for h in hits:
-            row = rows.get(h.artifact_id)
-            if row is None:
+        for r, artifact_id, seq in zip(ranked, ids, seqs, strict=True):
+            row, chunk = rows.get(artifact_id), chunk_rows.get(seq)
+            if row is None or chunk is None:
                 continue
             summary = ArtifactSummary(**{k: row[k] for k in ArtifactSummary.model_fields if k != "uri"},
                                       uri=artifact_uri(row["artifact_id"]))
             results.append(QueryHit(
-                artifact=summary, score=round(h.score, 6), matched_chunk=h.chunk.text, chunk_index=h.chunk.chunk_index,
-                chunk_start=h.chunk.start, chunk_end=h.chunk.end, from_source=h.chunk.collection == "sources",
+                artifact=summary, score=round(r.score, 6), matched_chunk=chunk.text, chunk_index=chunk.chunk_index,
+                chunk_start=chunk.start, chunk_end=chunk.end, from_source=chunk.collection == "sources",
             ))
         context, used = build_context(
-            [(r.artifact.name, r.artifact.artifact_id, r.artifact.version, r.matched_chunk) for r in results],
+            [(h.artifact.name, h.artifact.artifact_id, h.artifact.version, h.matched_chunk) for h in results],
             req.max_context_tokens,
         )
         return QueryResult(query=req.query, mode=req.mode, results=results, combined_context=context,
                            total_results=total, context_tokens=used)
 
-    def _retrieve(self, req: QueryRequest, vector: list[float] | None, where: str, params: list[Any],
-                  depth: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """Dense and lexical candidates (seq, score) among the chunks `where` admits."""
-        want_lexical = req.mode != "semantic"
+    def _retrieve(self, mode: str, vector: np.ndarray | None, terms: list[int], where: str, params: list[Any],
+                  depth: int) -> tuple[list[Ranked], Callable[[int], str], Callable[[int], int]]:
+        """Ranked artifacts among the chunks `where` admits (the SQL filter decides eligibility; the in-memory
+        mirror scores exactly those), with lookups from segment to artifact id and from row to chunk seq."""
         cache = self.cache
-        if cache is not None:
-            if not cache.loaded:
-                cache.load(self.con)
-            eligible = self.con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
-            mask = cache.mask(eligible)
-            if mask is None:
-                log.warning("search cache was stale; reloading it")
-                cache.load(self.con)
-                mask = cache.mask(eligible)
-            if mask is not None:
-                cfg = self.indexer.config
-                dense = cache.dense(np.asarray(vector, dtype=np.float32), mask, depth) if vector is not None else []
-                terms, qtfs = self.lexical.query_terms(req.query) if want_lexical else ([], [])
-                lexical = cache.bm25(terms, qtfs, mask, depth, cfg.bm25_k1, cfg.bm25_b) if terms else []
-                return dense, lexical
-        dense = self.vectors.search(vector, where, params, depth) if vector is not None else []
-        lexical = self.lexical.search(req.query, where, params, depth) if want_lexical else []
-        return dense, lexical
+        if not cache.loaded:
+            cache.load(self.con)
+        seqs = self.con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
+        eligible = cache.eligible(seqs)
+        if eligible is None:
+            log.warning("search cache was stale; reloading it")
+            cache.load(self.con)
+            eligible = cache.eligible(seqs)
+            assert eligible is not None, "the search cache misses chunks right after a reload"
+        cfg = self.indexer.config
+        dense = cache.dense(vector, eligible) if vector is not None and eligible.n else None
+        lexical = cache.bm25(terms, eligible, cfg.bm25_k1, cfg.bm25_b) if mode != "semantic" and eligible.n else None
+        ranked = rank(mode, dense, lexical, cfg, depth) if eligible.n else []
+        arts = eligible.artifacts
+        return ranked, (lambda seg: cache.artifact_id(int(arts[seg]))), cache.seq
 
     def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
         now = utcnow()

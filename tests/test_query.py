@@ -319,26 +319,3 @@ async def test_progress_notifications_while_waiting(client: Client) -> None:
     assert not result.is_error and result.structured_content["is_indexed"]
     assert seen and seen[-1][0] == 1.0 and any("index" in (m or "") for _, m in seen)
 
-
-async def test_sql_and_in_memory_scoring_agree(settings: Settings) -> None:
-    """The in-memory mirror (default) and the pure-SQL path rank and score alike, filters included."""
-    texts = {f"doc {i}": " ".join(["tapir"] * (i % 3 + 1) + [f"word{i}", "forest", "rain" * (i % 2)])
-             for i in range(30)}
-    queries = [("tapir forest", {}), ("rain", {"artifact_types": ["odd"]}), ("word7 tapir", {"tags": ["t1"]}),
-               ("forest", {"namespace_id": "other"})]
-    outcomes = []
-    for cache in (True, False):
-        app, _ = build_app(settings.model_copy(update={"search_cache": cache}))
-        async with Client(app) as client:
-            if cache:
-                for i, (name, text) in enumerate(texts.items()):
-                    await create(client, name, text, artifact_type="even" if i % 2 == 0 else "odd",
-                                 tags=[f"t{i % 3}"], namespace_id="other" if i % 5 == 0 else None)
-            runs = []
-            for query, extra in queries:
-                for mode in ("keyword", "semantic", "hybrid"):
-                    result = await search(client, query, mode=mode, top_k=50, **extra)
-                    runs.append([(h["artifact"]["artifact_id"], round(h["score"], 4)) for h in result["results"]])
-            outcomes.append(runs)
-    assert all(outcomes[0]), "every query should find something"
-    assert outcomes[0] == outcomes[1]

@@ -1,9 +1,8 @@
 """BM25 over postings kept in DuckDB: incremental, transactional, filtered in SQL.
 
 A write appends its chunks' postings `(term hash, chunk seq, tf)` in the transaction that stores the chunks;
-a delete removes them in the transaction that removes the chunks. Nothing is ever rebuilt. Collection
-statistics (N, average length, document frequencies) are computed at query time *over the chunks the
-caller may see*, so scores neither depend on nor reveal other tenants' data.
+a delete removes them in the transaction that removes the chunks. Nothing is ever rebuilt. Scoring happens
+on the in-memory mirror (`memory.py`), with collection statistics over what the caller may see.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from functools import lru_cache
-from typing import Any
 
 import duckdb
 
@@ -30,10 +28,8 @@ def postings_for(seq: int, counts: Counter[str]) -> tuple[list[int], list[int], 
 
 
 class LexicalIndex:
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, k1: float = 0.9, b: float = 0.4) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
-        self.k1 = k1
-        self.b = b
 
     def add(self, terms: list[int], seqs: list[int], tfs: list[int]) -> None:
         if terms:
@@ -54,29 +50,3 @@ class LexicalIndex:
         """(term hashes, query term frequencies) of a query."""
         qcounts = Counter(tokens(query))
         return [term_hash(t) for t in qcounts], list(qcounts.values())
-
-    def search(self, query: str, where: str, params: list[Any], top_k: int) -> list[tuple[int, float]]:
-        """(seq, BM25 score) of the best `top_k` chunks passing `where` (a clause over `chunks`)."""
-        qterms, qtfs = self.query_terms(query)
-        if not qterms:
-            return []
-        # Lucene's BM25 idf (always positive); a query term repeated counts once per repeat.
-        rows = self._con.execute(
-            f"""
-            WITH q AS (SELECT unnest(?::BIGINT[]) AS term, unnest(?::INTEGER[]) AS qtf),
-            e AS (SELECT seq, n_terms FROM chunks WHERE {where}),
-            st AS (SELECT count(*) AS n, avg(n_terms) AS avgdl FROM e),
-            p AS (
-                SELECT p.term, p.seq, p.tf, e.n_terms FROM postings p JOIN e ON p.seq = e.seq
-                WHERE list_contains(?, p.term)
-            ),
-            df AS (SELECT term, count(*) AS df FROM p GROUP BY term)
-            SELECT p.seq,
-                   sum(q.qtf * ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5))
-                       * p.tf * (? + 1) / (p.tf + ? * (1 - ? + ? * p.n_terms / st.avgdl))) AS score
-            FROM p JOIN df ON p.term = df.term JOIN q ON p.term = q.term, st
-            GROUP BY p.seq ORDER BY score DESC, p.seq LIMIT ?
-            """,
-            [qterms, qtfs, *params, qterms, self.k1, self.k1, self.b, self.b, int(top_k)],
-        ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]

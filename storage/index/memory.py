@@ -4,15 +4,20 @@ DuckDB stays the durable, transactional home of chunks, embeddings and postings.
 there costs ~90 ms (array_inner_product row by row) plus ~50 ms for BM25 over the postings table on
 this 2-core machine; the same work on numpy arrays takes a few ms. So the owner process keeps:
 
-- the embedding matrix (float32, one row per chunk ever indexed since the last load),
-- each row's chunk `seq` (increasing) and term count,
+- the embedding matrix (float32, one row per chunk indexed since the last load), rows in `seq` order,
+  so the chunks of one artifact version are contiguous rows;
+- per row: the chunk `seq`, its term count and its artifact (an ordinal);
 - postings per term: rows and term frequencies, in compact append-only arrays.
 
-Which chunks a query may see is still decided by one SQL statement over the chunks table (tenant scope,
+Which chunks a query may see is decided by one SQL statement over the chunks table (tenant scope,
 expiry, thread, type, tags): it returns the eligible seqs, and only those rows are scored, before any
 top-k. Deleted or replaced chunks simply stop being eligible; their rows are dropped at the next reload,
 which happens when dead rows outnumber live ones. Appends happen after the writing transaction commits,
-under the store lock, so the mirror never shows a chunk SQL does not also have.
+under the store lock, so the mirror never shows a chunk the catalog does not also have.
+
+Scores are per artifact: dense = the best chunk's cosine; lexical = BM25 of the whole artifact (term
+counts summed over its chunks), with N, average length and document frequencies over the eligible
+artifacts only, so another tenant's data never changes a score.
 """
 
 from __future__ import annotations
@@ -20,11 +25,35 @@ from __future__ import annotations
 import logging
 import math
 from array import array
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Eligible:
+    """The chunks a query may see, grouped by artifact ("segments" of contiguous rows)."""
+
+    rows: np.ndarray  # eligible row numbers, ascending
+    seg_of: np.ndarray  # segment (0..n-1) of each eligible row
+    starts: np.ndarray  # first position in `rows` of each segment
+    artifacts: np.ndarray  # artifact ordinal of each segment
+
+    @property
+    def n(self) -> int:
+        return len(self.starts)
+
+
+@dataclass
+class ArtifactScores:
+    """One retriever's evidence: a score per eligible artifact (segment) and its best row (-1: no match)."""
+
+    scores: np.ndarray
+    best_row: np.ndarray
+    matched: np.ndarray  # bool: the artifact has any evidence (BM25: a query term occurs in it)
 
 
 class SearchCache:
@@ -37,13 +66,22 @@ class SearchCache:
         self._vectors = np.zeros((1024, self.dim), dtype=np.float32)
         self._seqs = np.zeros(1024, dtype=np.int64)
         self._lengths = np.zeros(1024, dtype=np.float32)
+        self._art = np.zeros(1024, dtype=np.int64)
         self._n = 0
         self._postings: dict[int, tuple[array, array]] = {}
+        self._art_ids: list[str] = []
+        self._art_index: dict[str, int] = {}
         self._removed = 0
 
     @property
     def rows(self) -> int:
         return self._n
+
+    def artifact_id(self, ordinal: int) -> str:
+        return self._art_ids[ordinal]
+
+    def seq(self, row: int) -> int:
+        return int(self._seqs[row])
 
     def _grow(self, extra: int) -> None:
         need = self._n + extra
@@ -53,24 +91,35 @@ class SearchCache:
         self._vectors = np.resize(self._vectors, (size, self.dim))
         self._seqs = np.resize(self._seqs, size)
         self._lengths = np.resize(self._lengths, size)
+        self._art = np.resize(self._art, size)
+
+    def _ordinal(self, artifact_id: str) -> int:
+        ordinal = self._art_index.get(artifact_id)
+        if ordinal is None:
+            ordinal = self._art_index[artifact_id] = len(self._art_ids)
+            self._art_ids.append(artifact_id)
+        return ordinal
 
     # --- writes ------------------------------------------------------------------------------------
 
-    def add(self, seqs: list[int], vectors: np.ndarray, lengths: list[int],
+    def add(self, artifact_id: str, seqs: list[int], vectors: np.ndarray, lengths: list[int],
             postings: list[tuple[list[int], list[int]]]) -> None:
-        """Append chunks (seqs increasing, as chunk_seq hands them out); `postings[i]` = (terms, tfs) of chunk i."""
+        """Append one artifact version's chunks (seqs increasing, as chunk_seq hands them out);
+        `postings[i]` = (term hashes, tfs) of chunk i."""
         if not self.loaded or not seqs:
             return
         if self._n and seqs[0] <= self._seqs[self._n - 1]:
-            # Out of order (should not happen with one writer): rebuild rather than break the binary search.
+            # Out of order (cannot happen with one writer): rebuild rather than break the binary search.
             self.loaded = False
             return
         self._grow(len(seqs))
-        start = self._n
-        end = start + len(seqs)
+        start, end = self._n, self._n + len(seqs)
         self._vectors[start:end] = vectors
         self._seqs[start:end] = seqs
         self._lengths[start:end] = lengths
+        # A re-indexed version gets a fresh ordinal: its old rows (no longer eligible) must not join its segment.
+        self._art_index.pop(artifact_id, None)
+        self._art[start:end] = self._ordinal(artifact_id)
         self._n = end
         for row, (terms, tfs) in enumerate(postings, start=start):
             for term, tf in zip(terms, tfs, strict=True):
@@ -90,12 +139,12 @@ class SearchCache:
         self._reset()
         count = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
         self._grow(count)
-        # In slices, so the temporary Python lists of a million vectors never exist at once.
-        offset = 0
-        last = -1
+        # In slices, so the temporary Python objects of a million vectors never exist at once.
+        offset, last = 0, -1
         while True:
             batch = con.execute(
-                "SELECT seq, n_terms, embedding FROM chunks WHERE seq > ? ORDER BY seq LIMIT 20000", [last]
+                "SELECT seq, n_terms, artifact_id, embedding FROM chunks WHERE seq > ? ORDER BY seq LIMIT 20000",
+                [last],
             ).fetchnumpy()
             n = len(batch["seq"])
             if n == 0:
@@ -103,14 +152,15 @@ class SearchCache:
             self._grow(n)
             self._seqs[offset:offset + n] = batch["seq"]
             self._lengths[offset:offset + n] = batch["n_terms"]
+            self._art[offset:offset + n] = [self._ordinal(a) for a in batch["artifact_id"]]
             self._vectors[offset:offset + n] = np.stack(batch["embedding"]).astype(np.float32)
             offset += n
             last = int(batch["seq"][-1])
         self._n = offset
         post = con.execute("SELECT term, seq, tf FROM postings ORDER BY term, seq").fetchnumpy()
-        if len(post["term"]):
-            rows = np.searchsorted(self._seqs[: self._n], post["seq"])
-            valid = (rows < self._n) & (self._seqs[np.minimum(rows, max(self._n - 1, 0))] == post["seq"])
+        if len(post["term"]) and self._n:
+            rows = np.minimum(np.searchsorted(self._seqs[: self._n], post["seq"]), self._n - 1)
+            valid = self._seqs[rows] == post["seq"]
             terms, rows, tfs = post["term"][valid], rows[valid].astype(np.int32), post["tf"][valid].astype(np.int32)
             bounds = np.flatnonzero(np.diff(terms)) + 1
             starts = np.concatenate([[0], bounds])
@@ -122,66 +172,76 @@ class SearchCache:
 
     # --- reads -------------------------------------------------------------------------------------
 
-    def mask(self, eligible_seqs: np.ndarray) -> np.ndarray | None:
-        """Boolean row mask of the eligible chunks (seqs from the SQL filter); None when the mirror lacks one of
+    def eligible(self, seqs: np.ndarray) -> Eligible | None:
+        """The eligible rows (from the SQL filter's seqs) grouped by artifact; None when the mirror lacks one of
         them, i.e. it is stale and must be reloaded."""
-        mask = np.zeros(self._n, dtype=bool)
-        if len(eligible_seqs) == 0:
-            return mask
+        if len(seqs) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return Eligible(empty, empty, empty, empty)
         if self._n == 0:
             return None
-        rows = np.minimum(np.searchsorted(self._seqs[: self._n], eligible_seqs), self._n - 1)
-        if not np.array_equal(self._seqs[rows], eligible_seqs):
+        seqs = np.sort(seqs)
+        rows = np.minimum(np.searchsorted(self._seqs[: self._n], seqs), self._n - 1)
+        if not np.array_equal(self._seqs[rows], seqs):
             return None
-        mask[rows] = True
-        return mask
+        arts = self._art[rows]
+        change = np.flatnonzero(np.diff(arts)) + 1
+        starts = np.concatenate([[0], change])
+        seg_of = np.zeros(len(rows), dtype=np.int64)
+        seg_of[change] = 1
+        seg_of = np.cumsum(seg_of)
+        return Eligible(rows=rows, seg_of=seg_of, starts=starts, artifacts=arts[starts])
 
-    def _top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-        candidates = np.flatnonzero(np.isfinite(scores))
-        if len(candidates) == 0:
-            return []
-        if len(candidates) > k:
-            part = np.argpartition(-scores[candidates], k - 1)[:k]
-            candidates = candidates[part]
-        # Best first; ties by seq, as the SQL path orders them.
-        order = np.lexsort((self._seqs[candidates], -scores[candidates]))
-        return [(int(self._seqs[i]), float(scores[i])) for i in candidates[order]]
-
-    def dense(self, query: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if not mask.any():
-            return []
-        rows = np.flatnonzero(mask)
-        scores = np.full(self._n, -np.inf, dtype=np.float32)
-        if len(rows) > self._n // 2:
-            all_scores = self._vectors[: self._n] @ query.astype(np.float32)
-            scores[rows] = all_scores[rows]
+    def dense(self, query: np.ndarray, el: Eligible) -> ArtifactScores:
+        """Cosine of each eligible artifact's best chunk (vectors are unit length)."""
+        if len(el.rows) > self._n // 2:
+            chunk_scores = (self._vectors[: self._n] @ query)[el.rows]
         else:
-            scores[rows] = self._vectors[rows] @ query.astype(np.float32)
-        return self._top(scores, k)
+            chunk_scores = self._vectors[el.rows] @ query
+        best = np.maximum.reduceat(chunk_scores, el.starts)
+        # The best row of each segment: the first position where the chunk score equals its segment's max.
+        is_best = chunk_scores == best[el.seg_of]
+        positions = np.flatnonzero(is_best)
+        first = np.unique(el.seg_of[positions], return_index=True)[1]
+        best_row = el.rows[positions[first]]
+        return ArtifactScores(scores=best.astype(np.float64), best_row=best_row, matched=np.ones(el.n, dtype=bool))
 
-    def bm25(self, terms: list[int], qtfs: list[int], mask: np.ndarray, k: int, k1: float,
-             b: float) -> list[tuple[int, float]]:
-        """Lucene BM25 with collection statistics over the eligible chunks only."""
-        n_docs = int(mask.sum())
-        if n_docs == 0:
-            return []
-        avgdl = float(self._lengths[: self._n][mask].mean()) or 1.0
-        scores = np.zeros(self._n, dtype=np.float64)
-        hit = np.zeros(self._n, dtype=bool)
-        for term, qtf in zip(terms, qtfs, strict=True):
+    def bm25(self, terms: list[int], el: Eligible, k1: float, b: float) -> ArtifactScores:
+        """BM25 of whole artifacts (chunk term counts summed), statistics over the eligible artifacts."""
+        n = el.n
+        scores = np.zeros(n, dtype=np.float64)
+        best_row = np.full(n, -1, dtype=np.int64)
+        if n == 0 or not terms:
+            return ArtifactScores(scores, best_row, np.zeros(n, dtype=bool))
+        seg_of_row = np.full(self._n, -1, dtype=np.int64)
+        seg_of_row[el.rows] = el.seg_of
+        dl = np.add.reduceat(self._lengths[el.rows].astype(np.float64), el.starts)
+        avgdl = float(dl.mean()) or 1.0
+        norm = k1 * (1 - b + b * dl / avgdl)
+        # Per-row evidence (idf-weighted term counts), to name the chunk that matched best.
+        row_score = np.zeros(self._n, dtype=np.float64)
+        for term in dict.fromkeys(terms):  # each query term once (measured: repeats do not help)
             slot = self._postings.get(term)
             if slot is None:
                 continue
             rows = np.frombuffer(slot[0], dtype=np.int32)
-            tfs = np.frombuffer(slot[1], dtype=np.int32)
-            keep = mask[rows]
-            rows, tfs = rows[keep], tfs[keep].astype(np.float64)
-            df = len(rows)
-            if df == 0:
+            segs = seg_of_row[rows]
+            keep = segs >= 0
+            if not keep.any():
                 continue
-            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-            lengths = self._lengths[rows]
-            scores[rows] += qtf * idf * tfs * (k1 + 1) / (tfs + k1 * (1 - b + b * lengths / avgdl))
-            hit[rows] = True
-        scores[~hit] = -np.inf
-        return self._top(scores, k)
+            rows, segs = rows[keep], segs[keep]
+            tfs = np.frombuffer(slot[1], dtype=np.int32)[keep].astype(np.float64)
+            tf = np.bincount(segs, weights=tfs, minlength=n)
+            present = tf > 0
+            df = int(present.sum())
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            scores[present] += idf * tf[present] * (k1 + 1) / (tf[present] + norm[present])
+            row_score[rows] += idf * tfs  # a term's postings hold each row once
+        matched = scores > 0
+        hit_rows = np.flatnonzero(row_score)
+        if len(hit_rows):
+            segs = seg_of_row[hit_rows]
+            order = np.lexsort((hit_rows, -row_score[hit_rows], segs))
+            first = np.unique(segs[order], return_index=True)[1]
+            best_row[segs[order][first]] = hit_rows[order][first]
+        return ArtifactScores(scores=scores, best_row=best_row, matched=matched)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: fuse dense and lexical chunk rankings, group by artifact, build the context block."""
+"""Hybrid retrieval: fuse per-artifact semantic and BM25 scores, pick matched chunks, build the context block."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
+from storage.index.memory import ArtifactScores
 from storage.index.pipeline import IndexConfig
 
 
@@ -20,80 +23,74 @@ class ChunkRow:
     collection: str
 
 
-@dataclass(slots=True)
-class ArtifactHit:
-    artifact_id: str
-    score: float
-    chunk: ChunkRow
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    segment: int  # index into the eligible artifacts
+    score: float  # 0-1
+    best_row: int  # the matched chunk's row in the search cache
 
 
-def _normalise(scores: dict[str, float]) -> dict[str, float]:
-    """Min-max to [0, 1] over this list's candidates (a single candidate scores 1)."""
-    if not scores:
-        return {}
-    hi, lo = max(scores.values()), min(scores.values())
-    if hi - lo <= 1e-12:
-        return dict.fromkeys(scores, 1.0)
-    return {k: (v - lo) / (hi - lo) for k, v in scores.items()}
+def _z(values: np.ndarray) -> np.ndarray:
+    """Standard scores over the whole eligible population (a constant list scores 0 throughout)."""
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
 
 
-def _per_artifact(ranked: list[tuple[int, float]], chunks: dict[int, ChunkRow]) -> dict[str, float]:
-    """Best chunk score per artifact, keeping the list's order of first appearance."""
-    best: dict[str, float] = {}
-    for seq, score in ranked:
-        row = chunks.get(seq)
-        if row is not None and row.artifact_id not in best:
-            best[row.artifact_id] = score
-    return best
+def _top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    if len(candidates) > k:
+        candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+    return candidates
 
 
-def fuse(
-    dense: list[tuple[int, float]],
-    lexical: list[tuple[int, float]],
-    chunks: dict[int, ChunkRow],
-    config: IndexConfig,
-    mode: str,
-) -> list[ArtifactHit]:
-    """Artifacts ranked best first, each with its fused score (0-1) and best matching chunk.
+def rank(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None, config: IndexConfig,
+         depth: int) -> list[Ranked]:
+    """Artifacts best first with a 0-1 score and their matched chunk.
 
-    Fusion happens per artifact, not per chunk: an artifact's evidence from each retriever is its best
-    chunk there, so a long artifact with many mediocre chunks does not outvote a short precise one."""
-    dense_a = _per_artifact(dense, chunks)
-    lex_a = _per_artifact(lexical, chunks)
+    Hybrid is a convex combination of z-scores: 0.7 x semantic + 0.3 x BM25 by default, both standardised
+    over *all* eligible artifacts (BM25 counts 0 where no query term occurs). On SciFact (train) it gave
+    nDCG@10 0.747 against 0.741 for min-max scaling and 0.729 for the best reciprocal rank fusion, flat for
+    weights 0.65-0.75 (bench/recall.py; the issue's closing note has the table). Candidates are the top
+    `depth` of each side: an artifact in neither cannot outrank them."""
     if mode == "semantic":
-        fused = {a: max(0.0, min(1.0, s)) for a, s in dense_a.items()}
+        assert dense is not None
+        cand = _top(dense.scores, np.arange(len(dense.scores)), depth)
+        final = np.clip(dense.scores, 0.0, 1.0)
+        rows = dense.best_row
     elif mode == "keyword":
-        fused = _normalise(lex_a)
-    elif config.fusion == "rrf":
-        k = config.rrf_k
-        fused = {}
-        for ranked in (list(dense_a), list(lex_a)):
-            for rank, art in enumerate(ranked):
-                fused[art] = fused.get(art, 0.0) + 1.0 / (k + rank + 1)
-        top = 2.0 / (k + 1)
-        fused = {a: s / top for a, s in fused.items()}
+        assert lexical is not None
+        cand = _top(lexical.scores, np.flatnonzero(lexical.matched), depth)
+        top = float(lexical.scores[cand].max()) if len(cand) else 1.0
+        final = lexical.scores / (top or 1.0)
+        rows = lexical.best_row
     else:
-        # A side with no candidates at all (no query term occurs anywhere) leaves the other side in charge.
-        alpha = config.fusion_alpha if dense_a and lex_a else (1.0 if dense_a else 0.0)
-        dn, ln = _normalise(dense_a), _normalise(lex_a)
-        fused = {a: alpha * dn.get(a, 0.0) + (1 - alpha) * ln.get(a, 0.0) for a in dn.keys() | ln.keys()}
+        assert dense is not None and lexical is not None
+        alpha = config.fusion_alpha
+        if config.fusion == "rrf":
+            fused = np.zeros(len(dense.scores))
+            for side in (dense.scores, np.where(lexical.matched, lexical.scores, -np.inf)):
+                order = np.argsort(-side, kind="stable")
+                ranks = np.empty(len(side))
+                ranks[order] = np.arange(1, len(side) + 1)
+                fused += np.where(np.isfinite(side), 1.0 / (config.rrf_k + ranks), 0.0)
+        else:
+            scale = _z if config.fusion == "zscore" else _minmax
+            fused = alpha * scale(dense.scores) + (1 - alpha) * scale(lexical.scores)
+        cand = np.union1d(_top(dense.scores, np.arange(len(dense.scores)), depth),
+                          _top(lexical.scores, np.flatnonzero(lexical.matched), depth))
+        lo, hi = (float(fused[cand].min()), float(fused[cand].max())) if len(cand) else (0.0, 1.0)
+        final = (fused - lo) / (hi - lo) if hi - lo > 1e-12 else np.ones_like(fused)
+        # The matched chunk: the lexical side's best chunk where keywords carry more of the score, else the
+        # semantic side's.
+        zd, zl = _z(dense.scores), _z(lexical.scores)
+        use_lex = (lexical.best_row >= 0) & ((1 - alpha) * zl > alpha * zd)
+        rows = np.where(use_lex, lexical.best_row, dense.best_row)
+    order = sorted(cand.tolist(), key=lambda i: (-float(final[i]), i))
+    return [Ranked(i, float(final[i]), int(rows[i])) for i in order]
 
-    # The matched chunk: the artifact's chunk with the best combined evidence from both lists.
-    chunk_score: dict[int, float] = {}
-    for ranked, weight in ((dense, 1.0), (lexical, 1.0)):
-        if not ranked:
-            continue
-        top = max(s for _, s in ranked) or 1.0
-        for seq, s in ranked:
-            chunk_score[seq] = chunk_score.get(seq, 0.0) + weight * s / top
-    best_chunk: dict[str, ChunkRow] = {}
-    for seq, _ in sorted(chunk_score.items(), key=lambda kv: (-kv[1], kv[0])):
-        row = chunks.get(seq)
-        if row is not None and row.artifact_id not in best_chunk:
-            best_chunk[row.artifact_id] = row
-    hits = [ArtifactHit(a, s, best_chunk[a]) for a, s in fused.items() if a in best_chunk]
-    hits.sort(key=lambda h: (-h.score, h.artifact_id))
-    return hits
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    lo, hi = float(values.min()), float(values.max())
+    return (values - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(values)
 
 
 @lru_cache(maxsize=1)

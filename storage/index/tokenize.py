@@ -1,8 +1,10 @@
 """Lexical tokens for BM25: English stemming and stop words, with identifiers and code tokens kept.
 
-`parse_request` yields `parse` and `request` (stemmed words, so prose finds it) *and* the whole
-`parse_request` (unstemmed, so an exact identifier ranks first). The same holds for camelCase,
-dotted names (`os.path.join`) and hyphenated terms (`il-6`).
+`parse_request` yields `pars` and `request` (stemmed parts, so prose finds it) *and* the whole
+`parse_request` (unstemmed, so an exact identifier ranks first). The same holds for camelCase
+(`getUserId`, `HTTPServer`), dotted and scoped names (`os.path.join`, `std::vector`). Hyphenated
+prose (`il-6`, `t-cell`) yields its parts only: the extra whole term over-weights such words
+(measured on SciFact: keyword nDCG@10 0.6886 with it, 0.6940 without; hybrid 0.7427 / 0.7468).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]+", re
 _MAX_TOKEN_CHARS = 64
 _JOINERS = re.compile(r"[_.\-:]")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
+# What makes a compound an identifier whose whole form is worth a term of its own.
+_CODE_JOINERS = re.compile(r"[_.:]")
+_CODE_CAMEL = re.compile(r"[a-z]{2}[A-Z]|[A-Z]{2}[a-z]{2}")
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +64,7 @@ def tokens(text: str) -> list[str]:
             if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
                 continue
             out.append(_stem(word))
-        if compound and len(parts) > 1:
+        if compound and len(parts) > 1 and (_CODE_JOINERS.search(raw) or _CODE_CAMEL.search(raw)):
             out.append(raw.lower())
     return out
 
