@@ -169,6 +169,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     corpus, queries, qrels = load_beir(Path(args.dataset), args.split)
     if args.max_queries:
         queries = dict(list(queries.items())[: args.max_queries])
+    if args.max_docs:
+        # Throughput runs: a prefix of the corpus (quality figures then mean little).
+        corpus = dict(list(corpus.items())[: args.max_docs])
     log(f"{len(corpus)} documents, {len(queries)} judged queries")
     data_dir = tempfile.mkdtemp(prefix="recall-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
@@ -230,6 +233,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["keyword", "semantic", "hybrid"])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-queries", type=int, default=0)
+    parser.add_argument("--max-docs", type=int, default=0, help="ingest only the first N documents")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE server setting (repeatable)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "recall.json"))
     args = parser.parse_args()

@@ -55,6 +55,18 @@ async def _hold(params: Any, errlog_path: Path, mode: str, close: anyio.Event, c
         closed.set()
 
 
+async def _search_round_trip(clients: list[Client], word: str) -> None:
+    """Create through the last client with wait_for_index, find it through every client, delete it again."""
+    made = await call(clients[-1], "create_artifact", {"name": f"about {word}", "content": f"{word} facts",
+                                                       "wait_for_index": True})
+    assert made["is_indexed"]
+    for client in clients:
+        hits = (await call(client, "query_artifacts", {"query": word, "mode": "keyword"}))["results"]
+        assert [h["artifact"]["artifact_id"] for h in hits] == [made["artifact_id"]]
+    await call(clients[0], "delete_artifact", {"artifact_id": made["artifact_id"]})
+    assert (await call(clients[-1], "query_artifacts", {"query": word, "mode": "keyword"}))["results"] == []
+
+
 async def _create_some(client: Client, who: str, n: int) -> dict[str, str]:
     """Create n artifacts concurrently; returns id -> content."""
     out: dict[str, str] = {}
@@ -137,6 +149,7 @@ async def test_three_servers_share_one_store_and_survive_the_owner(tmp_path: Pat
                 assert (await call(clients[0], "get_artifact", {"artifact_id": new_id}))["content"] == "v2"
                 await got_update.wait()
                 assert f"artifact://{some_id}" in updated_uris
+                await _search_round_trip(clients, "narwhal")
 
             # The owner's agent quits: its server exits and one of the others takes the store over.
             closers[0].set()
@@ -163,6 +176,8 @@ async def test_three_servers_share_one_store_and_survive_the_owner(tmp_path: Pat
                         got = await call(client, "get_artifact", {"artifact_id": artifact_id})
                         assert got["content"] == content
                     assert (await call(client, "get_artifact", {"artifact_id": new_id}))["content"] == "v2"
+                # The new owner runs the index jobs and answers searches from both.
+                await _search_round_trip(clients[1:], "walrus")
 
             # And when the second one leaves too, the last one carries on alone.
             closers[1].set()

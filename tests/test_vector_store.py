@@ -1,0 +1,63 @@
+"""The project's LlamaIndex vector store, used the LlamaIndex way on a catalog the server wrote."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+)
+from mcp import Client
+
+from server.app import build_app
+from server.settings import Settings
+from storage.index.embeddings import build_model
+from storage.index.vector_store import DuckDBChunkStore
+from tests.conftest import TEST_EMBEDDING, call
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_llamaindex_query_with_filters(settings: Settings) -> None:
+    app, _ = build_app(settings)
+    async with Client(app) as client:
+        ids = {}
+        for name, text, ns, tags in [("a", "otters hold hands while sleeping", "default", ["x"]),
+                                     ("b", "otters eat sea urchins", "default", ["y"]),
+                                     ("c", "otters in another namespace", "other", ["x"])]:
+            art = await call(client, "create_artifact", {"name": name, "content": text, "namespace_id": ns,
+                                                         "tags": tags, "wait_for_index": True})
+            ids[name] = art["artifact_id"]
+        mcp_top = (await call(client, "query_artifacts", {"query": "otters sleeping", "mode": "semantic"}))["results"]
+
+    con = duckdb.connect(str(settings.data_dir / "catalog.duckdb"), read_only=True)
+    try:
+        store = DuckDBChunkStore(con, dim=384)
+        assert store.embedding_dim() == 384
+        query = build_model(TEST_EMBEDDING).embed_query("otters sleeping").tolist()
+        default_ns = MetadataFilters(filters=[MetadataFilter(key="namespace_id", value="default")])
+        result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=default_ns))
+        found = [n.metadata["artifact_id"] for n in result.nodes]
+        assert set(found) == {ids["a"], ids["b"]}
+        assert result.similarities == sorted(result.similarities, reverse=True)
+        # The same best artifact as the MCP tool's semantic mode.
+        assert found[0] == mcp_top[0]["artifact"]["artifact_id"]
+        node = result.nodes[0]
+        assert node.get_content() and node.end_char_idx > node.start_char_idx
+        tagged = MetadataFilters(filters=[MetadataFilter(key="tags", operator=FilterOperator.CONTAINS, value="x")])
+        result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=tagged))
+        assert {n.metadata["artifact_id"] for n in result.nodes} == {ids["a"], ids["c"]}
+        either = MetadataFilters(filters=[MetadataFilter(key="namespace_id", value="other"),
+                                          MetadataFilter(key="tags", operator=FilterOperator.ANY, value=["y"])],
+                                 condition=FilterCondition.OR)
+        result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=either))
+        assert {n.metadata["artifact_id"] for n in result.nodes} == {ids["b"], ids["c"]}
+        with pytest.raises(ValueError, match="cannot filter"):
+            store.query(VectorStoreQuery(query_embedding=query, filters=MetadataFilters(
+                filters=[MetadataFilter(key="text; DROP TABLE chunks", value="x")])))
+    finally:
+        con.close()
