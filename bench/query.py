@@ -45,6 +45,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,30 @@ def proc_status(pid: int) -> dict[str, int]:
 
 def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+SOURCE_DIRS = ("storage", "server", "tools")
+
+
+def source_fingerprint() -> dict[str, Any]:
+    """What code the server runs: git HEAD, the modified files, and a hash of the server's sources as they are
+    on disk (others may edit them during a long run: the server started for each size loads them afresh)."""
+    import hashlib
+    import subprocess
+
+    digest = hashlib.sha256()
+    files = [*sorted(f for d in SOURCE_DIRS for f in (REPO / d).rglob("*.py")), REPO / "pyproject.toml"]
+    for f in files:
+        digest.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {"git_head": git("rev-parse", "HEAD"), "modified": git("status", "--porcelain", *SOURCE_DIRS).splitlines(),
+            "sha256": digest.hexdigest()}
 
 
 def load_corpus(root: Path) -> list[tuple[str, str]]:
@@ -285,7 +310,10 @@ async def run_queries(n: int, data_dir: Path, workdir: Path, queries: list[str],
 
 
 def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """Time the parts of a query on the same catalog, in this process, with the server's settings."""
+    """Time the parts of a query on the same catalog, in this process, with the server's settings.
+
+    Reaches into the store's internals (the search path changes often): a part that no longer exists is
+    skipped with a warning rather than failing the benchmark."""
     from storage.catalog import utcnow
     from storage.index import filters as sqlfilters
     from storage.index.pipeline import IndexConfig
@@ -299,25 +327,77 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
         scope = Scope(org_id="default", workspace_id="default", namespace_id="default")
         rng = random.Random(len(queries))
         sample = [rng.choice(queries) for _ in range(args.breakdown_samples)]
-        store.indexer.embed_query("warm up")
-        parts: dict[str, list[float]] = {"embed_query": [], "dense_sql": [], "bm25_sql": [], "store_query_hybrid": []}
+        store.indexer.embed_query("warm up")  # loads the model (in this thread)
+        store.query(scope, QueryRequest(query="warm up"))  # loads the in-memory search mirror, if any
         depth = max(store.indexer.config.candidates, 5 * args.top_k)
-        for q in sample:
-            req = QueryRequest(query=q, top_k=args.top_k, max_context_tokens=args.max_context_tokens)
-            where, params = sqlfilters.to_sql(store._query_filters(scope, req, utcnow()))
+        parts: dict[str, list[float]] = {}
+        broken: dict[str, str] = {}
+
+        def part(name: str, fn: Any, *fn_args: Any) -> Any:
+            if name in broken:
+                return None
             t = time.perf_counter()
-            vector = store.indexer.embed_query(q).tolist()
-            t1 = time.perf_counter()
-            store.vectors.search(vector, where, params, depth)
-            t2 = time.perf_counter()
-            store.lexical.search(q, where, params, depth)
-            t3 = time.perf_counter()
-            store.query(scope, req)
-            t4 = time.perf_counter()
-            for key, ms in (("embed_query", t1 - t), ("dense_sql", t2 - t1), ("bm25_sql", t3 - t2),
-                            ("store_query_hybrid", t4 - t3)):
-                parts[key].append(ms * 1000)
-        return {k: stats(v) for k, v in parts.items()}
+            try:
+                out = fn(*fn_args)
+            except Exception as exc:  # an internal that moved: skip this part from now on
+                broken[name] = f"{type(exc).__name__}: {exc}"
+                log(f"breakdown: skipping {name}: {broken[name]}")
+                return None
+            parts.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+            return out
+
+        def loop() -> None:
+            for q in sample:
+                req = QueryRequest(query=q, top_k=args.top_k, max_context_tokens=args.max_context_tokens)
+                where, params = sqlfilters.to_sql(store._query_filters(scope, req, utcnow()))
+                vector = part("embed_query", store.indexer.embed_query, q)
+                terms = part("query_terms", lambda q=q: store.lexical.query_terms(q)[0])
+                seqs = part("eligible_sql", lambda w=where, p=params: store.con.execute(
+                    f"SELECT seq FROM chunks WHERE {w}", p).fetchnumpy()["seq"])
+                if seqs is not None:
+                    el = part("mirror_group", lambda s=seqs: store.cache.eligible(s))
+                    if el is not None and vector is not None:
+                        part("mirror_dense", lambda e=el, v=vector: store.cache.dense(v, e))
+                    if el is not None and terms is not None:
+                        part("mirror_bm25", lambda e=el, t=terms: store.cache.bm25(
+                            t, e, store.indexer.config.bm25_k1, store.indexer.config.bm25_b))
+                if vector is not None and terms is not None and "retrieve_hybrid" not in broken:
+                    for mode in MODES:
+                        got = part(f"retrieve_{mode}", lambda m=mode, v=vector, t=terms, w=where, p=params:
+                                   store._retrieve(m, v if m != "keyword" else None, t, w, p, depth))
+                        if mode == "hybrid" and got is not None:
+                            # What query() does with the top_k: read their catalog rows and best chunks.
+                            ranked, artifact_of, seq_of = got
+                            top = ranked[: args.top_k]
+                            ids = [artifact_of(x.segment) for x in top]
+                            hit_seqs = [seq_of(x.best_row) for x in top]
+                            if ids:
+                                part("hits_catalog_rows", lambda i=ids: store.catalog.get_many(i, utcnow()))
+                            if hit_seqs:
+                                part("hits_chunks_sql", lambda h=hit_seqs: store.con.execute(
+                                    "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection "
+                                    "FROM chunks WHERE list_contains(?, seq)", [h]).fetchall())
+                for mode in MODES:
+                    part(f"store_query_{mode}", lambda m=mode, r=req: store.query(
+                        scope, r.model_copy(update={"mode": m})))
+
+        # Not in the thread that loaded the model: on this busy 2-core machine, torch's intra-op pool (2 threads)
+        # made every forward pass in the thread that first ran torch ~25x slower (~500 ms instead of ~20 ms),
+        # which the server's own query figures did not show. A fresh thread times the model as the server sees it.
+        def guarded() -> None:
+            try:
+                loop()
+            except Exception as exc:
+                broken["loop"] = f"{type(exc).__name__}: {exc}"
+                log(f"breakdown stopped early: {broken['loop']}")
+
+        worker = threading.Thread(target=guarded, name="breakdown")
+        worker.start()
+        worker.join()
+        out: dict[str, Any] = {k: stats(v) for k, v in parts.items()}
+        if broken:
+            out["skipped"] = broken
+        return out
     finally:
         store.close()
 
@@ -337,6 +417,11 @@ async def run_size(n: int, docs: list[tuple[str, str]], queries: list[str], args
             f"(create {build['create_seconds']:.1f}s, index {build['index_seconds']:.1f}s)")
         result: dict[str, Any] = {"target_chunks": n, "chunks": build["chunks"], "build": build,
                                   "data_dir_mb": dir_size(data_dir) / 2**20}
+        source = source_fingerprint()
+        if source["sha256"] != args.source["sha256"]:
+            log(f"WARNING: the server's sources changed since this run started (git {source['git_head'][:8]}): the "
+                "catalog was built by the code loaded at the start, the server runs the new code")
+        result["source"] = source
         result.update(await run_queries(n, data_dir, workdir, queries, args))
         if args.breakdown_samples:
             log(f"N={n}: in-process breakdown ({args.breakdown_samples} queries)")
@@ -370,11 +455,12 @@ def table(results: list[dict[str, Any]]) -> str:
                      f"{r['first_query_seconds']:>12.1f}")
     if any("breakdown" in r for r in results):
         lines.append("")
-        lines.append("in-process breakdown, p50 / p95 ms (query embedding, dense SQL scan, BM25 SQL, whole hybrid query):")
+        lines.append("in-process breakdown, ms p50/p95 (embed_query = the default model; store_query_* = the whole"
+                     " ArtifactStore.query, embedding included):")
         for r in results:
-            if "breakdown" in r:
-                parts = "  ".join(f"{k} {v['p50_ms']:.1f}/{v['p95_ms']:.1f}" for k, v in r["breakdown"].items())
-                lines.append(f"{r['chunks']:>10,}  {parts}")
+            for k, v in r.get("breakdown", {}).items():
+                if k != "skipped":
+                    lines.append(f"{r['chunks']:>10,}  {k:<22} {v['p50_ms']:>8.2f} {v['p95_ms']:>8.2f}")
     return "\n".join(lines)
 
 
@@ -383,6 +469,8 @@ async def main_async(args: argparse.Namespace) -> None:
     docs = load_corpus(root)
     queries = load_queries(root)
     log(f"{len(docs)} documents, {len(queries)} queries from {root}")
+    args.source = source_fingerprint()
+    log(f"sources: git {args.source['git_head'][:8]}, {len(args.source['modified'])} modified files")
     results = []
     for n in args.sizes:
         results.append(await run_size(n, docs, queries, args))
@@ -392,7 +480,9 @@ async def main_async(args: argparse.Namespace) -> None:
         "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "python": platform.python_version(),
         "mode": args.mode, "dataset": str(root), "samples": args.samples, "warmup": args.warmup, "top_k": args.top_k,
         "max_context_tokens": args.max_context_tokens, "other_fraction": args.other_fraction,
-        "breakdown_samples": args.breakdown_samples, "env": dict(args.env),
+        "breakdown_samples": args.breakdown_samples, "env": dict(args.env), "source_at_start": args.source,
+        "source_changed_during_run": any(r["source"]["sha256"] != args.source["sha256"] for r in results)
+        or source_fingerprint()["sha256"] != args.source["sha256"],
         "targets": {"server_p50_ms_at_100k": 50, "server_p95_ms_at_100k": 100},
         "results": results,
     }
