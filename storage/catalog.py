@@ -170,9 +170,13 @@ class Catalog:
 
     def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, dict[str, Any]]:
         """Rows by id, without content_text (search results need metadata only)."""
+        if not artifact_ids:
+            return {}
+        # One placeholder per id: an IN list of parameters uses the primary-key index; list_contains would scan.
+        marks = ", ".join("?" for _ in artifact_ids)
         rows = self.con.execute(
-            f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE list_contains(?, artifact_id)",
-            [now, list(artifact_ids)],
+            f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id IN ({marks})",
+            [now, *artifact_ids],
         ).fetchall()
         out = [self._row(r) for r in rows]
         return {r["artifact_id"]: r for r in out}

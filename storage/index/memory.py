@@ -180,7 +180,8 @@ class SearchCache:
             return Eligible(empty, empty, empty, empty)
         if self._n == 0:
             return None
-        seqs = np.sort(seqs)
+        if len(seqs) > 1 and not bool(np.all(seqs[1:] > seqs[:-1])):
+            seqs = np.sort(seqs)  # DuckDB usually returns them in insertion (= seq) order already
         rows = np.minimum(np.searchsorted(self._seqs[: self._n], seqs), self._n - 1)
         if not np.array_equal(self._seqs[rows], seqs):
             return None

@@ -65,6 +65,7 @@ def rank(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None
     else:
         assert dense is not None and lexical is not None
         alpha = config.fusion_alpha
+        zd, zl = _z(dense.scores), _z(lexical.scores)
         if config.fusion == "rrf":
             fused = np.zeros(len(dense.scores))
             for side in (dense.scores, np.where(lexical.matched, lexical.scores, -np.inf)):
@@ -72,16 +73,16 @@ def rank(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None
                 ranks = np.empty(len(side))
                 ranks[order] = np.arange(1, len(side) + 1)
                 fused += np.where(np.isfinite(side), 1.0 / (config.rrf_k + ranks), 0.0)
+        elif config.fusion == "relative":
+            fused = alpha * _minmax(dense.scores) + (1 - alpha) * _minmax(lexical.scores)
         else:
-            scale = _z if config.fusion == "zscore" else _minmax
-            fused = alpha * scale(dense.scores) + (1 - alpha) * scale(lexical.scores)
+            fused = alpha * zd + (1 - alpha) * zl
         cand = np.union1d(_top(dense.scores, np.arange(len(dense.scores)), depth),
                           _top(lexical.scores, np.flatnonzero(lexical.matched), depth))
         lo, hi = (float(fused[cand].min()), float(fused[cand].max())) if len(cand) else (0.0, 1.0)
         final = (fused - lo) / (hi - lo) if hi - lo > 1e-12 else np.ones_like(fused)
         # The matched chunk: the lexical side's best chunk where keywords carry more of the score, else the
         # semantic side's.
-        zd, zl = _z(dense.scores), _z(lexical.scores)
         use_lex = (lexical.best_row >= 0) & ((1 - alpha) * zl > alpha * zd)
         rows = np.where(use_lex, lexical.best_row, dense.best_row)
     order = sorted(cand.tolist(), key=lambda i: (-float(final[i]), i))
