@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from common import dir_size, find_server_pid, log, pct, proc_status, stats, write_report
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +48,6 @@ WORDS = [
 ]
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def text_4k(rng: random.Random, i: int) -> str:
@@ -62,43 +60,14 @@ def text_4k(rng: random.Random, i: int) -> str:
     return " ".join(words)[:4096]
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95),
-            "mean_ms": statistics.fmean(values) if values else float("nan"), "max_ms": max(values, default=0.0)}
 
 
-def find_server_pid(data_dir: str) -> int | None:
-    """The `artifact-mcp serve` process whose command line names our data directory."""
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in cmdline]
-        if "serve" in args and data_dir in args:
-            return int(entry)
-    return None
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(value.split()[0])  # kB
-    return out
 
 
-def dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 class Bench:
@@ -303,10 +272,7 @@ async def main_async(args: argparse.Namespace) -> None:
     }
     print(table(results))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        log(f"wrote {out}")
+        write_report(Path(args.out), report)
 
 
 def main() -> None:

@@ -47,10 +47,12 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import anyio
+from common import dir_size, find_server_pid, log, proc_status, stats, write_report
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,47 +64,23 @@ BUILD_BATCH = 64
 OTHER_NAMESPACES = ("ns-1", "ns-2", "ns-3")
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+def _done(value: Any) -> Future[Any]:
+    """A finished future: `_retrieve` takes the query vector as one (the store computes it concurrently)."""
+    fut: Future[Any] = Future()
+    fut.set_result(value)
+    return fut
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95),
-            "mean_ms": statistics.fmean(values) if values else float("nan"), "max_ms": max(values, default=0.0)}
 
 
-def find_server_pid(data_dir: str) -> int | None:
-    """The `artifact-mcp serve` process whose command line names our data directory."""
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in cmdline]
-        if "serve" in args and data_dir in args:
-            return int(entry)
-    return None
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(value.split()[0])  # kB
-    return out
 
 
-def dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
 
 
 SOURCE_DIRS = ("storage", "server", "tools")
@@ -364,7 +342,7 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
                 if vector is not None and terms is not None and "retrieve_hybrid" not in broken:
                     for mode in MODES:
                         got = part(f"retrieve_{mode}", lambda m=mode, v=vector, t=terms, w=where, p=params:
-                                   store._retrieve(m, v if m != "keyword" else None, t, w, p, depth))
+                                   store._retrieve(m, _done(v) if m != "keyword" else None, t, w, p, depth))
                         if mode == "hybrid" and got is not None:
                             # What query() does with the top_k: read their catalog rows and best chunks.
                             ranked, artifact_of, seq_of = got
@@ -488,10 +466,7 @@ async def main_async(args: argparse.Namespace) -> None:
     }
     print(table(results))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        log(f"wrote {out}")
+        write_report(Path(args.out), report)
 
 
 def main() -> None:

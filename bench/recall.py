@@ -33,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from common import log, pct
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def load_beir(root: Path, split: str) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[str, dict[str, int]]]:
@@ -82,9 +81,6 @@ def mrr_at(ranked: list[str], rels: dict[str, int], k: int = 10) -> float:
     return 0.0
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")
 
 
 async def ingest(client: Client, corpus: dict[str, dict[str, str]], concurrency: int) -> dict[str, str]:
