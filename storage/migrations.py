@@ -80,6 +80,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 chunk_id         VARCHAR NOT NULL,
                 artifact_id      VARCHAR NOT NULL,
                 root_artifact_id VARCHAR NOT NULL,
+                version          INTEGER NOT NULL,
                 org_id           VARCHAR NOT NULL,
                 workspace_id     VARCHAR NOT NULL,
                 namespace_id     VARCHAR NOT NULL,

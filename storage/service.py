@@ -617,7 +617,8 @@ class ArtifactStore:
             self.cache.note_removed(self.vectors.delete_many([aid]))
         seqs = [r[0] for r in self.con.execute("SELECT nextval('chunk_seq') FROM range(?)", [n]).fetchall()]
         shared = {
-            "artifact_id": aid, "root_artifact_id": row["root_artifact_id"], "org_id": row["org_id"],
+            "artifact_id": aid, "root_artifact_id": row["root_artifact_id"], "version": row["version"],
+            "org_id": row["org_id"],
             "workspace_id": row["workspace_id"], "namespace_id": row["namespace_id"],
             "thread_id": row["thread_id"], "artifact_type": row["artifact_type"], "tags": row["tags"],
             "collection": collection, "expires_at": chunk_expiry(row),

@@ -27,7 +27,7 @@ from storage.index import filters as sqlfilters
 
 # Columns copied from node metadata (the indexer sets them from the artifact row).
 META_COLUMNS = (
-    "seq", "artifact_id", "root_artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
     "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
 )
 
@@ -162,8 +162,8 @@ class DuckDBChunkStore(BasePydanticVectorStore):
 
 
 _SQL_TYPES = {
-    "seq": "BIGINT", "chunk_index": "INTEGER", "n_terms": "INTEGER", "start_char": "INTEGER", "end_char": "INTEGER",
-    "expires_at": "TIMESTAMP",
+    "seq": "BIGINT", "version": "INTEGER", "chunk_index": "INTEGER", "n_terms": "INTEGER", "start_char": "INTEGER",
+    "end_char": "INTEGER", "expires_at": "TIMESTAMP",
 }
 
 
