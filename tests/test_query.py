@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ async def test_identifiers_found_by_keyword(client: Client) -> None:
 async def test_delete_replace_expire_leave_results_at_once(client: Client) -> None:
     gone = await create(client, "doomed zebra", "zebra crossing notes")
     old = await create(client, "versioned doc", "giraffe necks are long")
-    short = await create(client, "ephemeral okapi", "okapi live in forests", ttl_seconds=1)
+    short = await create(client, "ephemeral okapi", "okapi live in forests", ttl_seconds=3)
     assert names(await search(client, "zebra", mode="keyword")) == ["doomed zebra"]
     assert names(await search(client, "okapi", mode="keyword")) == ["ephemeral okapi"]
 
@@ -93,7 +94,9 @@ async def test_delete_replace_expire_leave_results_at_once(client: Client) -> No
     hits = (await search(client, "hippo", mode="keyword"))["results"]
     assert [h["artifact"]["artifact_id"] for h in hits] == [new["artifact_id"]] and hits[0]["artifact"]["version"] == 2
 
-    await anyio.sleep(1.1)  # the TTL passes; the sweeper has not run, yet search must not return it
+    # Once the TTL passes (the sweeper has not run), search must not return it.
+    expires = datetime.fromisoformat(short["expires_at"])
+    await anyio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
     assert names(await search(client, "okapi", mode="keyword")) == []
     assert (await call(client, "get_artifact", {"artifact_id": short["artifact_id"], "include_expired": True}))
 
