@@ -329,7 +329,7 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
                 req = QueryRequest(query=q, top_k=args.top_k, max_context_tokens=args.max_context_tokens)
                 where, params = sqlfilters.to_sql(store._query_filters(scope, req, utcnow()))
                 vector = part("embed_query", store.indexer.embed_query, q)
-                terms = part("query_terms", lambda q=q: store.lexical.query_terms(q)[0])
+                terms = part("query_terms", lambda q=q: store.lexical.query_terms(q))
                 seqs = part("eligible_sql", lambda w=where, p=params: store.con.execute(
                     f"SELECT seq FROM chunks WHERE {w}", p).fetchnumpy()["seq"])
                 if seqs is not None:

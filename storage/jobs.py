@@ -61,7 +61,7 @@ class JobQueue:
     def claim(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Mark up to `limit` due jobs running (oldest first) and return them."""
         rows = self._con.execute(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, error = error "
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
             "WHERE job_id IN (SELECT job_id FROM jobs WHERE status IN ('queued', 'retrying') AND next_run_at <= ? "
             "ORDER BY next_run_at, created_at LIMIT ?) RETURNING job_id, artifact_id, type, attempts",
             [now, now, limit],
@@ -102,7 +102,7 @@ class JobQueue:
         row = self._con.execute("SELECT status FROM jobs WHERE job_id = ?", [job_id]).fetchone()
         return bool(row) and row[0] == "running"
 
-    def pending_for(self, artifact_ids: list[str]) -> None:
+    def cancel_open(self, artifact_ids: list[str]) -> None:
         """Cancel the open jobs of these artifact versions (they were replaced or deleted)."""
         self._con.execute(
             "UPDATE jobs SET status = 'cancelled', error = 'artifact version replaced or deleted' "

@@ -29,7 +29,8 @@ from storage.cursor import CursorCodec, Position, query_digest
 from storage.errors import Conflict, InvalidInput, NotFound, TooLarge
 from storage.index import chunking
 from storage.index import filters as sqlfilters
-from storage.index.lexical import LexicalIndex, postings_for
+from storage.index.embeddings import known_dim
+from storage.index.lexical import LexicalIndex
 from storage.index.memory import SearchCache
 from storage.index.pipeline import IndexConfig, Indexer, Prepared
 from storage.index.search import ChunkRow, Ranked, build_context, rank
@@ -111,8 +112,6 @@ class ArtifactStore:
             self._prepare_index()
 
     def _model_dim(self) -> int:
-        from storage.index.embeddings import known_dim
-
         return known_dim(self.indexer.config.embedding_model) or self.indexer.model.dim
 
     def _prepare_index(self) -> None:
@@ -127,7 +126,6 @@ class ArtifactStore:
                 log.warning("embedding model changed (%s -> %s): re-indexing every artifact", stored, model_id)
                 self.con.execute("DELETE FROM postings")
                 self.vectors.clear()
-                self.cache.loaded = False
                 self.con.execute(
                     "UPDATE jobs SET status = 'cancelled', error = 'embedding model changed', ended_at = ? "
                     "WHERE status IN ('queued', 'retrying', 'running')", [now]
@@ -317,7 +315,7 @@ class ArtifactStore:
         removed = self.vectors.delete_many(artifact_ids)
         if removed:
             self.cache.note_removed(removed)
-        self.jobs.pending_for(artifact_ids)
+        self.jobs.cancel_open(artifact_ids)
 
     def _write_version(self, row: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         with self.catalog.transaction():
@@ -571,7 +569,7 @@ class ArtifactStore:
             for artifact_id, seqs, prep in added:
                 assert prep.vectors is not None
                 self.cache.add(artifact_id, seqs, prep.vectors, [c.n_terms for c in prep.chunks],
-                               [postings_for(0, c.terms)[::2] for c in prep.chunks])
+                               [(c.terms, c.tfs) for c in prep.chunks])
         return events
 
     def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared], now: datetime,
@@ -635,10 +633,9 @@ class ArtifactStore:
         seq_col: list[int] = []
         tfs: list[int] = []
         for seq, c in zip(seqs, prep.chunks, strict=True):
-            t, sq, tf = postings_for(seq, c.terms)
-            terms += t
-            seq_col += sq
-            tfs += tf
+            terms += c.terms
+            seq_col += [seq] * len(c.terms)
+            tfs += c.tfs
         self.lexical.add(terms, seq_col, tfs)
         fields: dict[str, Any] = {
             "is_indexed": True, "indexed_at": now, "index_error": None, "chunk_count": n,
@@ -685,7 +682,7 @@ class ArtifactStore:
         # Embedding the query (~15 ms with MiniLM) runs on its own thread while the SQL filter and BM25 run here:
         # torch releases the GIL.
         vector = self._embedder.submit(self.indexer.embed_query, req.query) if req.mode != "keyword" else None
-        terms = self.lexical.query_terms(req.query)[0] if req.mode != "semantic" else []
+        terms = self.lexical.query_terms(req.query) if req.mode != "semantic" else []
         now = utcnow()
         where, params = sqlfilters.to_sql(self._query_filters(scope, req, now))
         depth = max(cfg.candidates, 5 * req.top_k)

@@ -22,9 +22,11 @@ def term_hash(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little", signed=True)
 
 
-def postings_for(seq: int, counts: Counter[str]) -> tuple[list[int], list[int], list[int]]:
-    terms = [term_hash(t) for t in counts]
-    return terms, [seq] * len(terms), list(counts.values())
+def hashed_counts(text: str) -> tuple[list[int], list[int], int]:
+    """(term hashes, their frequencies, length in terms) of a text, as postings store them."""
+    toks = tokens(text)
+    counts = Counter(toks)
+    return [term_hash(t) for t in counts], list(counts.values()), len(toks)
 
 
 class LexicalIndex:
@@ -46,7 +48,7 @@ class LexicalIndex:
         )
 
     @staticmethod
-    def query_terms(query: str) -> tuple[list[int], list[int]]:
-        """(term hashes, query term frequencies) of a query."""
-        qcounts = Counter(tokens(query))
-        return [term_hash(t) for t in qcounts], list(qcounts.values())
+    def query_terms(query: str) -> list[int]:
+        """The hashes of a query's distinct terms (a repeated query term counts once: measured, repeats do not
+        help)."""
+        return [term_hash(t) for t in dict.fromkeys(tokens(query))]

@@ -208,7 +208,8 @@ class SearchCache:
         return ArtifactScores(scores=best.astype(np.float64), best_row=best_row, matched=np.ones(el.n, dtype=bool))
 
     def bm25(self, terms: list[int], el: Eligible, k1: float, b: float) -> ArtifactScores:
-        """BM25 of whole artifacts (chunk term counts summed), statistics over the eligible artifacts."""
+        """BM25 of whole artifacts (chunk term counts summed), statistics over the eligible artifacts. `terms` are
+        the query's distinct term hashes."""
         n = el.n
         scores = np.zeros(n, dtype=np.float64)
         best_row = np.full(n, -1, dtype=np.int64)
@@ -221,7 +222,7 @@ class SearchCache:
         norm = k1 * (1 - b + b * dl / avgdl)
         # Per-row evidence (idf-weighted term counts), to name the chunk that matched best.
         row_score = np.zeros(self._n, dtype=np.float64)
-        for term in dict.fromkeys(terms):  # each query term once (measured: repeats do not help)
+        for term in terms:
             slot = self._postings.get(term)
             if slot is None:
                 continue

@@ -7,8 +7,7 @@ committing their chunks.
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from storage.index import chunking
 from storage.index.embeddings import EmbeddingModel, model_id_for, shared_model
-from storage.index.tokenize import term_counts
+from storage.index.lexical import hashed_counts
 
 
 class IndexConfig(BaseModel):
@@ -56,7 +55,8 @@ class PreparedChunk:
     text: str
     start: int
     end: int
-    terms: Counter[str]
+    terms: list[int]  # term hashes (lexical.term_hash), computed here, outside the store lock
+    tfs: list[int]
     n_terms: int
     embed_text: str
 
@@ -69,7 +69,6 @@ class Prepared:
     extracted_text: str | None = None  # text found in a file (PDF) that the catalog did not have yet
     vectors: np.ndarray | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _header(row: dict[str, Any]) -> str:
@@ -107,13 +106,13 @@ class Indexer:
         out: list[PreparedChunk] = []
         if not spans:
             header = _header(row)
-            terms, n = term_counts(header)
-            return [PreparedChunk(0, header, 0, 0, terms, n, header)] if header else []
+            terms, tfs, n = hashed_counts(header)
+            return [PreparedChunk(0, header, 0, 0, terms, tfs, n, header)] if header else []
         for i, span in enumerate(spans):
             embedded = f"{name}\n\n{span.text}" if self.config.name_in_chunks and name else span.text
             # The name counts once per version, in its first chunk's lexical terms.
-            terms, n = term_counts(f"{name}\n\n{span.text}" if i == 0 and name else span.text)
-            out.append(PreparedChunk(i, span.text, span.start, span.end, terms, n, embedded))
+            terms, tfs, n = hashed_counts(f"{name}\n\n{span.text}" if i == 0 and name else span.text)
+            out.append(PreparedChunk(i, span.text, span.start, span.end, terms, tfs, n, embedded))
         return out
 
     def embed(self, texts: list[str]) -> np.ndarray:

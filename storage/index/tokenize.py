@@ -10,7 +10,6 @@ prose (`il-6`, `t-cell`) yields its parts only: the extra whole term over-weight
 from __future__ import annotations
 
 import re
-from collections import Counter
 from functools import lru_cache
 
 import Stemmer
@@ -68,8 +67,3 @@ def tokens(text: str) -> list[str]:
             out.append(raw.lower())
     return out
 
-
-def term_counts(text: str) -> tuple[Counter[str], int]:
-    """(term -> frequency, document length in terms) for indexing."""
-    toks = tokens(text)
-    return Counter(toks), len(toks)
