@@ -102,7 +102,6 @@ class StoreConfig(BaseModel):
     gc_interval_seconds: float = 3600.0
     takeover_timeout_seconds: float = 60.0
     index: IndexConfig = IndexConfig()
-    run_jobs: bool = True
 
     @property
     def shared(self) -> bool:
@@ -249,10 +248,9 @@ class StoreClient:
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
         self._tg.start_soon(self._housekeeping)
-        if self.cfg.run_jobs:
-            self._runner = JobRunner(self._index_batch)
-            self._tg.start_soon(self._runner.run)
-            self._tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
+        self._runner = JobRunner(self._index_batch)
+        self._tg.start_soon(self._runner.run)
+        self._tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
 

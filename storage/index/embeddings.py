@@ -117,24 +117,34 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
-def model_id_for(spec: str) -> str:
-    """The id recorded for `spec` (without loading it)."""
+def _parse(spec: str) -> tuple[str, str]:
+    """(kind, argument) of a model setting: ("default", ""), ("hash", dim), ("hf", name), ("class", path)."""
     spec = spec.strip()
     if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        return "default", ""
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in ("hash", "hf", "class"):
+        return kind, arg
+    raise ValueError(
+        f"unknown embedding model {spec!r}: use 'default', 'hf:<name or path>', 'hash:<dim>' or "
+        "'class:<module>:<Class>'"
+    )
+
+
+def model_id_for(spec: str) -> str:
+    """The id recorded for `spec` (without loading it)."""
+    kind, arg = _parse(spec)
+    if kind == "default":
         return DEFAULT_MODEL_ID
-    if spec.startswith("hash:"):
-        return f"hash-{int(spec.split(':', 1)[1])}"
-    return spec
+    if kind == "hash":
+        return f"hash-{int(arg)}"
+    return spec.strip()
 
 
 def known_dim(spec: str) -> int | None:
     """The dimension of `spec` when it is known without loading the model."""
-    spec = spec.strip()
-    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
-        return 384
-    if spec.startswith("hash:"):
-        return int(spec.split(":", 1)[1])
-    return None
+    kind, arg = _parse(spec)
+    return 384 if kind == "default" else int(arg) if kind == "hash" else None
 
 
 def _default_model(batch_size: int) -> BaseEmbedding:
@@ -155,31 +165,26 @@ def _default_model(batch_size: int) -> BaseEmbedding:
 
 
 def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None) -> EmbeddingModel:
-    spec = spec.strip()
+    kind, arg = _parse(spec)
     kwargs = dict(kwargs or {})
     model: BaseEmbedding
-    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+    if kind == "default":
         model = _default_model(batch_size)
-    elif spec.startswith("hash:"):
-        model = HashEmbedding(dim=int(spec.split(":", 1)[1]), embed_batch_size=batch_size)
-    elif spec.startswith("hf:"):
+    elif kind == "hash":
+        model = HashEmbedding(dim=int(arg), embed_batch_size=batch_size)
+    elif kind == "hf":
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-        model = HuggingFaceEmbedding(model_name=spec[3:], device="cpu", normalize=True, embed_batch_size=batch_size,
+        model = HuggingFaceEmbedding(model_name=arg, device="cpu", normalize=True, embed_batch_size=batch_size,
                                      **kwargs)
-    elif spec.startswith("class:"):
-        module_name, _, class_name = spec[6:].rpartition(":")
+    else:
+        module_name, _, class_name = arg.rpartition(":")
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, BaseEmbedding)):
             raise ValueError(f"{spec!r} is not a llama_index BaseEmbedding class")
         model = cls(**kwargs)
-    else:
-        raise ValueError(
-            f"unknown embedding model {spec!r}: use 'default', 'hf:<name or path>', 'hash:<dim>' or "
-            "'class:<module>:<Class>'"
-        )
-    probe = np.asarray(model.get_text_embedding("dimension probe"), dtype=np.float32)
-    return EmbeddingModel(model=model, model_id=model_id_for(spec), dim=int(probe.shape[0]))
+    dim = known_dim(spec) or len(model.get_text_embedding("dimension probe"))
+    return EmbeddingModel(model=model, model_id=model_id_for(spec), dim=dim)
 
 
 _shared: dict[str, EmbeddingModel] = {}
