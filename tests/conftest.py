@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.server import MCPServer
@@ -87,3 +88,11 @@ async def call_error(client: Client, name: str, args: dict[str, Any]) -> str:
     result = await client.call_tool(name, args)
     assert result.is_error, f"expected an error from {name}, got {result.structured_content}"
     return result.content[0].text
+
+
+async def indexed(client: Client, artifact_id: str) -> dict[str, Any]:
+    """Poll get_artifact until the background index job has made the artifact searchable; its metadata then.
+    The caller bounds the wait (anyio.fail_after)."""
+    while not (art := await call(client, "get_artifact", {"artifact_id": artifact_id}))["is_indexed"]:
+        await anyio.sleep(0.05)
+    return art

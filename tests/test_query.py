@@ -20,7 +20,7 @@ from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 from server.app import build_app
 from server.settings import Settings
 from storage.index.search import count_tokens
-from tests.conftest import call, call_error
+from tests.conftest import call, call_error, indexed
 
 pytestmark = pytest.mark.anyio
 
@@ -56,11 +56,7 @@ async def test_create_returns_pending_then_indexes(client: Client) -> None:
     art = await call(client, "create_artifact", {"name": "later", "content": "background indexing works"})
     assert art["status"] in ("pending", "processing", "ready")
     with anyio.fail_after(20):
-        while True:
-            got = await call(client, "get_artifact", {"artifact_id": art["artifact_id"]})
-            if got["is_indexed"]:
-                break
-            await anyio.sleep(0.05)
+        got = await indexed(client, art["artifact_id"])
     assert got["status"] == "ready"
     jobs = await call(client, "list_artifact_jobs", {"artifact_id": art["artifact_id"]})
     assert [(j["type"], j["status"], j["attempts"]) for j in jobs["jobs"]] == [("index", "succeeded", 1)]

@@ -13,7 +13,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.client.stdio import stdio_client
 
-from tests.conftest import REPO, call, server_env
+from tests.conftest import REPO, call, indexed, server_env
 from tests.test_stdio import open_client, server_command, stdio_params
 
 pytestmark = pytest.mark.anyio
@@ -78,8 +78,7 @@ async def test_restart_resumes_a_half_done_job(tmp_path: Path) -> None:
     with (tmp_path / "stderr-2.log").open("w") as errlog:
         async with open_client(stdio_client(params, errlog=errlog), "legacy") as client:
             with anyio.fail_after(TIMEOUT):
-                while not (art := await call(client, "get_artifact", {"artifact_id": artifact_id}))["is_indexed"]:
-                    await anyio.sleep(0.05)
+                art = await indexed(client, artifact_id)
                 assert art["status"] == "ready" and art["index_attempts"] == 2 and art["chunk_count"] == 1
                 jobs = (await call(client, "list_artifact_jobs", {"artifact_id": artifact_id}))["jobs"]
                 assert [(j["status"], j["attempts"]) for j in jobs] == [("succeeded", 2)]
@@ -100,11 +99,7 @@ async def test_changing_the_embedding_model_reindexes(tmp_path: Path) -> None:
     with (tmp_path / "stderr-2.log").open("w") as errlog:
         async with open_client(stdio_client(second, errlog=errlog), "legacy") as client:
             with anyio.fail_after(TIMEOUT):
-                while True:
-                    got = await call(client, "get_artifact", {"artifact_id": art["artifact_id"]})
-                    if got["is_indexed"]:
-                        break
-                    await anyio.sleep(0.05)
+                got = await indexed(client, art["artifact_id"])
                 assert got["embedding_model_id"] == "hash-256"
                 jobs = (await call(client, "list_artifact_jobs", {"artifact_id": art["artifact_id"]}))["jobs"]
                 assert [(j["type"], j["status"]) for j in jobs] == [("reindex", "succeeded"), ("index", "succeeded")]
