@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -58,3 +59,12 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(f"wrote {out}")
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    """Options of every benchmark that runs its own `artifact-mcp serve` on temporary data directories."""
+    parser.add_argument("--mode", default="auto", choices=["auto", "legacy"], help="MCP protocol era")
+    parser.add_argument("--tmp", default=None, help="parent directory for the temporary data directories")
+    parser.add_argument("--keep", action="store_true", help="keep the data directories")
+    parser.add_argument("--env", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="extra environment for the server (repeatable)")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import dir_size, find_server_pid, log, pct, proc_status, stats, write_report
+from common import add_server_args, dir_size, find_server_pid, log, pct, proc_status, stats, write_report
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,11 +282,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="creates in flight during the bulk load")
     parser.add_argument("--samples", type=int, default=300, help="timed calls per latency figure")
     parser.add_argument("--page", type=int, default=50, help="page size of the timed list calls")
-    parser.add_argument("--mode", default="auto", choices=["auto", "legacy"], help="MCP protocol era")
-    parser.add_argument("--tmp", default=None, help="parent directory for the temporary data directories")
-    parser.add_argument("--keep", action="store_true", help="keep the data directories")
-    parser.add_argument("--env", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="extra environment for the server (repeatable)")
+    add_server_args(parser)
     args = parser.parse_args()
     anyio.run(main_async, args)
 

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import dir_size, find_server_pid, log, proc_status, stats, write_report
+from common import add_server_args, dir_size, find_server_pid, log, proc_status, stats, write_report
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -484,11 +484,7 @@ def main() -> None:
     parser.add_argument("--breakdown-samples", type=int, default=100,
                         help="queries timed part by part in-process after the server run (0: skip)")
     parser.add_argument("--build-memory-limit", default="4GB", help="DuckDB memory limit while building")
-    parser.add_argument("--mode", default="auto", choices=["auto", "legacy"], help="MCP protocol era")
-    parser.add_argument("--tmp", default=None, help="parent directory for the temporary data directories")
-    parser.add_argument("--keep", action="store_true", help="keep the data directories")
-    parser.add_argument("--env", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="extra environment for the server (repeatable)")
+    add_server_args(parser)
     args = parser.parse_args()
     anyio.run(main_async, args)
 
