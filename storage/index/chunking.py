@@ -367,10 +367,19 @@ def _prose_ranges(text: str, lo: int, hi: int, config: ChunkingConfig, context: 
                 chunks = splitter.split_text_metadata_aware(region, context)
             else:
                 chunks = splitter.split_text(region)
-            return [loc for loc in _locate_all(text, chunks, lo, hi) if loc]
+            ranges = [loc for loc in _locate_all(text, chunks, lo, hi) if loc]
+            # Its last resort splits a run without spaces (words joined by tabs, say) per character, which can
+            # cut a word in two; then pack by whitespace instead.
+            if not any(_cuts_word(text, a) or _cuts_word(text, b) for a, b in ranges):
+                return ranges
+            log.debug("SentenceSplitter cut inside a word; packing by whitespace")
         except ValueError:  # "Single token exceeded chunk size": a tiny chunk_size
             log.debug("SentenceSplitter gave up; packing by whitespace", exc_info=True)
     return _pack(text, lo, hi, config.chunk_size, _TEXT_LEVELS)
+
+
+def _cuts_word(text: str, i: int) -> bool:
+    return 0 < i < len(text) and not text[i - 1].isspace() and not text[i].isspace()
 
 
 def _finish(text: str, spans: list[_Span], budget: int) -> list[_Span]:
