@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from mcp.server.auth.settings import AuthSettings
+from pydantic import AnyHttpUrl
 
+from server.auth.http import FileTokenVerifier
 from server.resources import install_resources
 from server.runtime import Runtime
 from server.settings import Settings
@@ -46,6 +44,13 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         timings = Timings(settings.timings_file)
         middleware.insert(0, timings.middleware)
         lifespan = timings.wrap_lifespan(lifespan)
+    auth: dict[str, Any] = {}
+    if runtime.auth_enabled:
+        # Tokens come from our own tokens file (`artifact-mcp token create`): this server is their issuer.
+        base = runtime.public_url
+        auth = {"token_verifier": FileTokenVerifier(runtime.tokens),
+                "auth": AuthSettings(issuer_url=AnyHttpUrl(base), resource_server_url=AnyHttpUrl(f"{base}/mcp"),
+                                     validate_token_resource=False)}
     app = MCPServer(
         "artifact-mcp",
         title="Artifact memory",
@@ -56,40 +61,7 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         subscriptions=runtime.bus,
         middleware=middleware,
         log_level=settings.log_level,
+        **auth,
     )
     install_resources(app, runtime)
     return app, runtime
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings | None:
-    """DNS-rebinding protection: the SDK's localhost defaults unless hosts/origins are configured."""
-    if not settings.allowed_hosts and not settings.allowed_origins:
-        return None
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=settings.allowed_hosts,
-        allowed_origins=settings.allowed_origins,
-    )
-
-
-def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
-    """Starlette app for streamable HTTP (`/mcp`) or SSE (`/sse`), with the store opened once."""
-    settings = runtime.settings
-    body_limit = settings.max_upload_bytes * 4 // 3 + 1024 * 1024
-    if transport == "http":
-        inner: Starlette = app.streamable_http_app(
-            max_request_body_size=body_limit, transport_security=transport_security(settings), host=settings.host
-        )
-    else:
-        inner = app.sse_app(
-            max_request_body_size=body_limit, transport_security=transport_security(settings), host=settings.host
-        )
-    inner_lifespan = inner.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(starlette_app: Starlette) -> AsyncIterator[None]:
-        async with runtime.open(), inner_lifespan(starlette_app):
-            yield
-
-    inner.router.lifespan_context = lifespan
-    return inner

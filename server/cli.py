@@ -60,13 +60,40 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2, bundled, offline), 'hf:<name or "
                        "path>', 'hash:<dim>' or 'class:<module>:<Class>'; changing it re-indexes everything")
 
+    serve.add_argument("--auth", choices=["tokens", "none"],
+                       help="http/sse: 'tokens' (default) requires a token from `artifact-mcp token create`; "
+                       "'none' trusts every caller (local use only)")
+    serve.add_argument("--public-url", help="base URL clients use to reach this server (for download links)")
+
+    token = sub.add_parser("token", help="create, list or revoke API tokens for the HTTP transports")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_sub.add_parser("create", help="create a token; it is printed once and stored only hashed")
+    common(create)
+    create.add_argument("--principal", required=True, help="who the token stands for (recorded as created_by)")
+    create.add_argument("--scope", dest="scopes", action="append", required=True,
+                        help="org[/workspace[/namespace]], '*' for any part, e.g. 'acme/*/*' (repeatable)")
+    create.add_argument("--permission", dest="permissions", action="append", choices=["read", "write", "admin"],
+                        required=True, help="read, write (includes read) or admin (includes write) (repeatable)")
+    create.add_argument("--default-scope", help="org/workspace/namespace used when a call names no scope")
+    create.add_argument("--expires-in", type=int, help="seconds until the token expires (default never)")
+    create.add_argument("--description")
+    lst = token_sub.add_parser("list", help="list tokens (ids, principals, scopes; never the secrets)")
+    common(lst)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id; running servers refuse it at once")
+    common(revoke)
+    revoke.add_argument("token_id")
+
     gc = sub.add_parser("gc", help="remove expired artifacts and unreferenced blobs now, then exit")
     common(gc)
     return parser
 
 
+TOKEN_ARGS = {"token_command", "principal", "scopes", "permissions", "default_scope", "expires_in", "description",
+              "token_id"}
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    skip = {"command"}
+    skip = {"command", *TOKEN_ARGS}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     return Settings(**overrides)
 
@@ -88,7 +115,8 @@ async def _until_signal(main: Any) -> None:
 
 
 def serve(settings: Settings) -> None:
-    from server.app import build_app, http_app
+    from server.app import build_app
+    from server.http import http_app
 
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)
@@ -124,6 +152,37 @@ def gc(settings: Settings) -> None:
     anyio.run(run)
 
 
+def token(settings: Settings, args: argparse.Namespace) -> None:
+    from server.auth.tokens import TokenFile, token_file_text
+    from storage.errors import StoreError
+    from storage.models import Scope
+
+    tokens = TokenFile(settings.tokens_path)
+    try:
+        if args.token_command == "create":
+            default = None
+            if args.default_scope:
+                parts = args.default_scope.split("/")
+                if len(parts) != 3:
+                    raise SystemExit("--default-scope must be org/workspace/namespace")
+                default = Scope(org_id=parts[0], workspace_id=parts[1], namespace_id=parts[2])
+            secret, record = tokens.create(args.principal, args.scopes, args.permissions, default_scope=default,
+                                           expires_in_seconds=args.expires_in, description=args.description)
+            print(f"token id {record.token_id} for {record.principal_id}: scopes {', '.join(record.scopes)}; "
+                  f"permissions {', '.join(record.permissions)}. Shown once, keep it secret:", file=sys.stderr)
+            print(secret)
+        elif args.token_command == "list":
+            text = token_file_text(tokens.records())
+            if text:
+                print(text)
+        else:
+            record = tokens.revoke(args.token_id)
+            print(f"revoked {record.token_id} ({record.principal_id})", file=sys.stderr)
+    except StoreError as exc:
+        print(f"artifact-mcp token: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -136,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         serve(settings)
     elif args.command == "gc":
         gc(settings)
+    elif args.command == "token":
+        token(settings, args)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mcp.server.mcpserver import Context
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from starlette.requests import HTTPConnection
 
+from server.auth.http import principal_of
+from server.auth.principal import Permission, Principal, local_principal
+from server.auth.tokens import TokenFile
 from server.notifications import Notifier
 from server.settings import Settings
-from storage.errors import Unavailable
+from storage.errors import Forbidden, Unavailable
 from storage.models import Scope
 from storage.sharing import StoreClient
 
@@ -23,6 +28,37 @@ class Runtime:
         self.bus = InMemorySubscriptionBus()
         self.notifier = Notifier(self.bus)
         self._client: StoreClient | None = None
+        self.tokens = TokenFile(settings.tokens_path)
+        self.local = local_principal(settings.default_scope)
+        self.draining = False  # set on shutdown: /readyz turns 503 while in-flight requests finish
+
+    @property
+    def public_url(self) -> str:
+        s = self.settings
+        return (s.public_url or f"http://{s.host}:{s.port}").rstrip("/")
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Tokens are checked on HTTP/SSE unless turned off; stdio is local and trusted."""
+        return self.settings.transport != "stdio" and self.settings.auth == "tokens"
+
+    def principal_for(self, conn: HTTPConnection | None) -> Principal:
+        """Who sent this request: the token's principal over authenticated HTTP, else the local user."""
+        if conn is None or not self.auth_enabled:
+            return self.local
+        principal = principal_of(conn)
+        if principal is None:  # the HTTP auth middleware lets no such request through; never fall back to trust
+            raise Forbidden("forbidden: this request carries no valid token")
+        return principal
+
+    def principal(self, ctx: Context) -> Principal:
+        request = ctx.request_context.request
+        return self.principal_for(request if isinstance(request, HTTPConnection) else None)
+
+    def authorize(self, ctx: Context, params: Any, need: Permission) -> Scope:
+        """The scope a tool call acts on (omitted parts from the caller's default), checked against its grants."""
+        return self.principal(ctx).resolve(getattr(params, "org_id", None), getattr(params, "workspace_id", None),
+                                           getattr(params, "namespace_id", None), need)
 
     @property
     def store(self) -> StoreClient:

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     resources_page_size: int = Field(50, ge=1, le=200)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dns_rebinding_protection: bool = Field(True, description="Check Host/Origin on HTTP (the SDK's transport "
+                                           "security); turn off only behind a proxy that checks them.")
+    auth: Literal["tokens", "none"] = Field(
+        "tokens", description="HTTP/SSE: 'tokens' requires a bearer token (or X-API-Key) from the tokens file; "
+        "'none' trusts every caller like stdio (only for local use).")
+    tokens_file: Path | None = Field(None, description="API tokens, hashed (default DATA_DIR/tokens.json).")
+    public_url: str | None = Field(None, description="Base URL clients reach this server at, for download links "
+                                   "(default http://HOST:PORT).")
     embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline), "
                                  "'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
@@ -64,6 +72,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.data_dir / "tokens.json"
 
     @property
     def default_scope(self) -> Scope:

@@ -12,6 +12,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
+from server.auth.principal import Permission, Principal
 from storage.errors import InvalidInput, TooLarge
 from storage.models import (
     MAX_NAME_CHARS,
@@ -50,6 +51,14 @@ class Backend(Protocol):
     def allowed_roots(self) -> list[str]: ...
     @property
     def max_upload_bytes(self) -> int: ...
+    def principal(self, ctx: Context) -> Principal: ...
+    def authorize(self, ctx: Context, params: Any, need: Permission) -> Scope: ...
+
+
+def _author(backend: Backend, ctx: Context, claimed: str | None) -> str | None:
+    """`created_by`/`updated_by`: an authenticated caller is recorded as its principal, whatever it claims."""
+    principal = backend.principal(ctx)
+    return claimed if principal.trusted else principal.principal_id
 
 
 def _content_value(value: Any) -> Any:
@@ -232,7 +241,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
             created_by=p.created_by, include_expired=p.include_expired, latest_only=p.latest_only,
             limit=p.limit, cursor=p.cursor,
         )
-        page = await backend.store.list(p.resolve_scope(backend.default_scope), query)
+        page = await backend.store.list(backend.authorize(ctx, p, "read"), query)
         lines = [f"{len(page.artifacts)} of {page.total} artifacts" + (" (more: pass next_cursor)" if page.has_more
                                                                         else "")]
         lines += [f"- {_describe(a)}" for a in page.artifacts]
@@ -244,7 +253,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         `content` is the text or JSON it was created with; `content_text` is the text of uploaded
         text-like files. Both are capped at `max_chars` (see `content_truncated`); read the resource
         `artifact://{id}/content` for the full bytes."""
-        art = await backend.store.get(p.resolve_scope(backend.default_scope), p.artifact_id,
+        art = await backend.store.get(backend.authorize(ctx, p, "read"), p.artifact_id,
                                       include_expired=p.include_expired, max_chars=p.max_chars)
         text = _describe(art)
         if art.content_text is not None:
@@ -257,8 +266,9 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         Returns the new artifact's metadata; its `artifact_id` is how you read, update or delete it later.
         Optional: thread_id, tags, metadata, ttl_seconds (auto-expire), is_pinned, provenance fields."""
         new = NewArtifact(**_fields(p), name=p.name, artifact_type=p.artifact_type, status=p.status,
-                          content=p.content, file_name=p.file_name, mime_type=p.mime_type, created_by=p.created_by)
-        scope = p.resolve_scope(backend.default_scope)
+                          content=p.content, file_name=p.file_name, mime_type=p.mime_type,
+                          created_by=_author(backend, ctx, p.created_by))
+        scope = backend.authorize(ctx, p, "write")
         art = await _await_index(backend, scope, await backend.store.create(scope, new), p, ctx)
         return tool_result(art, f"Created {_describe(art)}{_index_note(art)}", [art])
 
@@ -267,6 +277,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
 
         Paths must be absolute and inside the server's allowed roots. The mime type is detected from the
         bytes and file name unless given; text files also get `content_text` for reading and search."""
+        scope = backend.authorize(ctx, p, "write")
         if (p.data_base64 is None) == (p.path is None):
             raise InvalidInput("give exactly one of data_base64 (the bytes, base64) or path (a server file)")
         file_name = p.file_name
@@ -283,8 +294,8 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
             raise InvalidInput("name is required when no file_name is given")
         await ctx.report_progress(0.5, 1.0, "storing")
         new = NewArtifact(**_fields(p), name=name, artifact_type=p.artifact_type, status=p.status, data=data,
-                          file_name=file_name, mime_type=p.mime_type, created_by=p.created_by)
-        scope = p.resolve_scope(backend.default_scope)
+                          file_name=file_name, mime_type=p.mime_type,
+                          created_by=_author(backend, ctx, p.created_by))
         art = await backend.store.create(scope, new)
         await ctx.report_progress(1.0, 1.0, "stored")
         art = await _await_index(backend, scope, art, p, ctx)
@@ -295,15 +306,15 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         root_artifact_id, version+1; the old version stays readable). Changing only metadata (name, tags,
         metadata, summary, status, is_pinned, ttl_seconds, clear_ttl…) updates the latest version in place.
         Pass `expected_version` to fail instead of overwriting someone else's newer version."""
+        scope = backend.authorize(ctx, p, "write")
         if p.content is not None and p.data_base64 is not None:
             raise InvalidInput("give either content or data_base64, not both")
         data = _decode_base64(p.data_base64, backend.max_upload_bytes) if p.data_base64 is not None else None
         patch = ArtifactPatch(
             **_fields(p), name=p.name, artifact_type=p.artifact_type, status=p.status, content=p.content,
             data=data, file_name=p.file_name, mime_type=p.mime_type, clear_ttl=p.clear_ttl,
-            expected_version=p.expected_version, updated_by=p.updated_by,
+            expected_version=p.expected_version, updated_by=_author(backend, ctx, p.updated_by),
         )
-        scope = p.resolve_scope(backend.default_scope)
         result: UpdateResult = await backend.store.update(scope, p.artifact_id, patch)
         if result.new_version:
             result.artifact = await _await_index(backend, scope, result.artifact, p, ctx)
@@ -313,7 +324,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
     async def delete_artifact(p: DeleteArtifactInput, ctx: Context) -> CallToolResult:
         """Delete an artifact: all its versions (default), or with all_versions=false only the given version
         (the previous one becomes latest). Files no longer referenced are removed. This cannot be undone."""
-        result: DeleteResult = await backend.store.delete(p.resolve_scope(backend.default_scope), p.artifact_id,
+        result: DeleteResult = await backend.store.delete(backend.authorize(ctx, p, "write"), p.artifact_id,
                                                           all_versions=p.all_versions)
         text = f"Deleted {len(result.deleted_artifact_ids)} version(s); {result.remaining_versions} remain"
         return tool_result(result, text)
@@ -321,7 +332,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
     async def list_artifact_versions(p: ListVersionsInput, ctx: Context) -> CallToolResult:
         """List every version of an artifact, oldest first (version, artifact_id, is_latest,
         replaced_by_version, timestamps, size)."""
-        versions = await backend.store.versions(p.resolve_scope(backend.default_scope), p.artifact_id)
+        versions = await backend.store.versions(backend.authorize(ctx, p, "read"), p.artifact_id)
         out = VersionList(root_artifact_id=versions[0].root_artifact_id, versions=versions, total=len(versions))
         lines = [f"{len(versions)} version(s) of {versions[0].root_artifact_id}"]
         lines += [f"- v{v.version} {v.artifact_id}" + (" (latest)" if v.is_latest else "") for v in versions]

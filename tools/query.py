@@ -48,7 +48,7 @@ def build_query_tools(backend: Backend) -> list[Tool]:
         mode='keyword' for exact identifiers, 'semantic' for paraphrases. Artifacts written a moment ago
         are searchable once indexed (create with wait_for_index=true to be sure)."""
         req = QueryRequest.model_validate(p.model_dump(include=set(QueryRequest.model_fields)))
-        result = await backend.store.query(p.resolve_scope(backend.default_scope), req)
+        result = await backend.store.query(backend.authorize(ctx, p, "read"), req)
         content: list[TextContent | ResourceLink] = [TextContent(type="text", text=_query_text(result))]
         content += [
             ResourceLink(type="resource_link", uri=h.artifact.uri, name=h.artifact.name,
@@ -63,14 +63,14 @@ def build_query_tools(backend: Backend) -> list[Tool]:
         by query_artifacts from every namespace and thread of the workspace. Promoting again is harmless
         (returns the existing source)."""
         req = PromoteRequest(source_name=p.source_name, description=p.description)
-        result = await backend.store.promote(p.resolve_scope(backend.default_scope), p.artifact_id, req)
+        result = await backend.store.promote(backend.authorize(ctx, p, "admin"), p.artifact_id, req)
         return CallToolResult(content=[TextContent(type="text", text=result.message)],
                               structured_content=result.model_dump(mode="json"))
 
     async def list_artifact_jobs(p: ListJobsInput, ctx: Context) -> CallToolResult:
         """List the background jobs (indexing) of an artifact's versions, newest first: job_id, type,
         status (queued/running/retrying/succeeded/failed/cancelled), attempts, error, timestamps."""
-        jobs = await backend.store.list_jobs(p.resolve_scope(backend.default_scope), p.artifact_id)
+        jobs = await backend.store.list_jobs(backend.authorize(ctx, p, "read"), p.artifact_id)
         lines = [f"{len(jobs.jobs)} job(s) for {jobs.root_artifact_id}"]
         lines += [f"- {j.job_id} {j.type} {j.status} (attempts {j.attempts})" + (f": {j.error}" if j.error else "")
                   for j in jobs.jobs]

@@ -1,0 +1,1 @@
+"""Who is calling: principals, their tokens, and how HTTP requests are authenticated."""

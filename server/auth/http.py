@@ -1,0 +1,74 @@
+"""Authenticating HTTP requests: the SDK's token-verification hook, and `X-API-Key` for service accounts."""
+
+from __future__ import annotations
+
+import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.auth.principal import Principal
+from server.auth.tokens import TokenFile
+
+CLAIM = "artifact_mcp_principal"
+
+
+class FileTokenVerifier(TokenVerifier):
+    """Maps a bearer token to its principal, carried in the AccessToken's claims."""
+
+    def __init__(self, tokens: TokenFile) -> None:
+        self.tokens = tokens
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        record = await anyio.to_thread.run_sync(self.tokens.verify, token)
+        if record is None:
+            return None
+        principal = record.principal()
+        return AccessToken(
+            token=token, client_id=principal.principal_id, scopes=sorted(principal.permissions),
+            expires_at=int(record.expires_at.timestamp()) if record.expires_at else None,
+            subject=principal.principal_id, claims={CLAIM: principal.model_dump(mode="json")},
+        )
+
+
+def principal_of(conn: HTTPConnection | None) -> Principal | None:
+    """The principal the auth middleware attached to this request, if any."""
+    if conn is None:
+        return None
+    user = conn.scope.get("user")
+    if not isinstance(user, AuthenticatedUser):
+        return None
+    claims = user.access_token.claims or {}
+    data = claims.get(CLAIM)
+    return Principal.model_validate(data) if data is not None else None
+
+
+class ApiKeyHeader:
+    """`X-API-Key: <token>` is accepted as `Authorization: Bearer <token>` (when no Authorization is sent)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = Headers(scope=scope)
+            key = headers.get("x-api-key")
+            if key and "authorization" not in headers:
+                scope = dict(scope)
+                scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key.strip()}".encode())]
+        await self.app(scope, receive, send)
+
+
+class Unauthenticated(Exception):
+    """No valid token on a request that needs one: answered 401 with `WWW-Authenticate`."""
+
+    def __init__(self, message: str = "a valid bearer token (Authorization: Bearer …) or X-API-Key is required"):
+        super().__init__(message)
+        self.message = message
+
+
+def www_authenticate(error: str = "invalid_token", description: str = "") -> str:
+    value = f'Bearer realm="artifact-mcp", error="{error}"'
+    return value + (f', error_description="{description}"' if description else "")

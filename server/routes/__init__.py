@@ -1,0 +1,1 @@
+"""HTTP routes beside MCP: health, download links, the REST mirror."""
