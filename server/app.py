@@ -10,11 +10,14 @@ from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
 
 from server.auth.http import FileTokenVerifier
+from server.protocol import install_protocol_handlers
 from server.resources import install_resources
 from server.runtime import Runtime
 from server.settings import Settings
 from server.timings import Timings
 from tools.artifacts import build_artifact_tools
+from tools.downloads import build_download_tools
+from tools.generate import build_generate_tools
 from tools.query import build_query_tools
 
 INSTRUCTIONS = """\
@@ -24,8 +27,10 @@ Store with create_artifact (text/JSON) or upload_artifact (files); find with lis
 resource artifact://{artifact_id}/content. update_artifact with new content makes a new version;
 list_artifact_versions shows them. Recall by meaning with query_artifacts (hybrid search; its
 combined_context is ready to cite); promote_artifact makes one a workspace-wide knowledge source;
-list_artifact_jobs shows background indexing. Scope (org_id/workspace_id/namespace_id) defaults
-from settings."""
+list_artifact_jobs shows background jobs; get_artifact_download_url gives a link to the
+bytes. generate_artifact writes a summary, report, transcript or digest of a thread, artifacts or
+search results as markdown/html/json/pdf (a background job; idempotency_key makes retries safe).
+Scope (org_id/workspace_id/namespace_id) defaults from settings."""
 
 
 def _version() -> str:
@@ -56,12 +61,13 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         title="Artifact memory",
         instructions=INSTRUCTIONS,
         version=_version(),
-        tools=[*build_artifact_tools(runtime), *build_query_tools(runtime)],
+        tools=[*build_artifact_tools(runtime), *build_query_tools(runtime), *build_download_tools(runtime),
+               *build_generate_tools(runtime)],
         lifespan=lifespan,
-        subscriptions=runtime.bus,
         middleware=middleware,
         log_level=settings.log_level,
         **auth,
     )
     install_resources(app, runtime)
+    install_protocol_handlers(app, runtime)
     return app, runtime

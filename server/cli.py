@@ -127,13 +127,26 @@ def serve(settings: Settings) -> None:
         return
     import uvicorn
 
+    runtime_ = runtime
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # /readyz turns 503 at once, so a load balancer stops sending while in-flight requests finish.
+            runtime_.draining = True
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(
         http_app(app, runtime, settings.transport), host=settings.host, port=settings.port, log_config=None,
-        log_level=settings.log_level.lower(), lifespan="on",
+        log_level=settings.log_level.lower(), lifespan="on", access_log=False,  # ours logs the principal
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     path = "/mcp" if settings.transport == "http" else "/sse"
     log.info("listening on http://%s:%d%s", settings.host, settings.port, path)
-    uvicorn.Server(config).run()
+    if runtime.auth_enabled and not runtime.tokens.has_tokens():
+        log.warning("auth is on and %s holds no active token: every request will get 401. Create one with "
+                    "`artifact-mcp token create --principal NAME --scope ORG/WS/NS --permission write`, or pass "
+                    "--auth none for local, trusted use", settings.tokens_path)
+    Server(config).run()
 
 
 def gc(settings: Settings) -> None:

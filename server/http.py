@@ -56,9 +56,11 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             user = scope.get("user")
+            # A download link's token is a credential: it stays out of the logs.
+            path = "/download/<link>" if scope["path"].startswith("/download/") else scope["path"]
             access_log.info(
-                "%s %s %d", scope["method"], scope["path"], status,
-                extra={"http_method": scope["method"], "path": scope["path"], "status": status,
+                "%s %s %d", scope["method"], path, status,
+                extra={"http_method": scope["method"], "path": path, "status": status,
                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                        "principal": user.username if isinstance(user, AuthenticatedUser) else None,
                        "client": (scope.get("client") or ("", 0))[0]},
@@ -97,7 +99,11 @@ def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
 
     @api.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "error": exc.kind}, status_code=STATUS_FOR.get(exc.kind, 400))
+        status = STATUS_FOR.get(exc.kind, 400)
+        if status == 422:  # the same `detail` list as FastAPI's request validation errors
+            detail = [{"type": "value_error", "loc": ["body"], "msg": exc.message, "input": None, "ctx": {}}]
+            return JSONResponse({"detail": detail, "error": exc.kind}, status_code=422)
+        return JSONResponse({"detail": exc.message, "error": exc.kind}, status_code=status)
 
     @api.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:

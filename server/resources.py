@@ -27,11 +27,12 @@ from mcp.types import (
     Resource,
     ResourceTemplate,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
     TextResourceContents,
     UnsubscribeRequestParams,
 )
 
-from storage.errors import InvalidInput, NotFound
+from storage.errors import Forbidden, InvalidInput, NotFound
 from storage.models import ListQuery
 
 if TYPE_CHECKING:
@@ -61,9 +62,13 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
                              params: PaginatedRequestParams | None) -> ListResourcesResult:
         cursor = params.cursor if params is not None else None
         try:
-            page = await runtime.store.list(
-                runtime.default_scope, ListQuery(limit=runtime.settings.resources_page_size, cursor=cursor)
-            )
+            # The caller's default scope: the settings' on stdio, the token's over HTTP.
+            scope = runtime.principal_for(ctx.request).resolve(None, None, None, "read")
+        except (Forbidden, InvalidInput) as exc:
+            raise MCPError(code=INVALID_PARAMS, message=f"resources/list lists the caller's default scope: "
+                           f"{exc.message}") from None
+        try:
+            page = await runtime.store.list(scope, ListQuery(limit=runtime.settings.resources_page_size, cursor=cursor))
         except InvalidInput as exc:
             raise MCPError(code=INVALID_PARAMS, message=f"invalid cursor: {exc.message}") from None
         return ListResourcesResult(
@@ -89,8 +94,10 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
         artifact_id, sub = match["id"], match["sub"]
         store = runtime.store
         scope = await store.locate(artifact_id)
-        if scope is None:
+        # Another tenant's artifact reads exactly like a missing one: its existence is not revealed.
+        if scope is None or not runtime.principal_for(ctx.request).sees(scope):
             raise _not_found(uri, "no such artifact")
+        runtime.principal_for(ctx.request).check(scope, "read")
         try:
             if sub == "/content":
                 body = await store.read_content(scope, artifact_id)
@@ -123,6 +130,7 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
     low.add_request_handler("resources/read", ReadResourceRequestParams, read_resource)
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    low.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, runtime.notifier.listen)
 
     # MCPServer builds the legacy `initialize` capabilities without NotificationOptions, so it would
     # advertise `listChanged: false` although we do send list_changed notifications.

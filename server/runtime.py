@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from starlette.requests import HTTPConnection
 
 from server.auth.http import principal_of
@@ -25,8 +24,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.bus = InMemorySubscriptionBus()
-        self.notifier = Notifier(self.bus)
+        self.notifier = Notifier(lambda ctx: self.principal_for(ctx.request))
         self._client: StoreClient | None = None
         self.tokens = TokenFile(settings.tokens_path)
         self.local = local_principal(settings.default_scope)
@@ -42,8 +40,9 @@ class Runtime:
         """Tokens are checked on HTTP/SSE unless turned off; stdio is local and trusted."""
         return self.settings.transport != "stdio" and self.settings.auth == "tokens"
 
-    def principal_for(self, conn: HTTPConnection | None) -> Principal:
+    def principal_for(self, request: Any) -> Principal:
         """Who sent this request: the token's principal over authenticated HTTP, else the local user."""
+        conn = request if isinstance(request, HTTPConnection) else None
         if conn is None or not self.auth_enabled:
             return self.local
         principal = principal_of(conn)
@@ -52,8 +51,7 @@ class Runtime:
         return principal
 
     def principal(self, ctx: Context) -> Principal:
-        request = ctx.request_context.request
-        return self.principal_for(request if isinstance(request, HTTPConnection) else None)
+        return self.principal_for(ctx.request_context.request)
 
     def authorize(self, ctx: Context, params: Any, need: Permission) -> Scope:
         """The scope a tool call acts on (omitted parts from the caller's default), checked against its grants."""

@@ -9,9 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.index.pipeline import IndexConfig
+from storage.config import IndexConfig, StoreConfig
 from storage.models import Scope, ScopeId
-from storage.sharing import StoreConfig
 
 
 def default_data_dir() -> Path:
@@ -50,8 +49,13 @@ class Settings(BaseSettings):
         "tokens", description="HTTP/SSE: 'tokens' requires a bearer token (or X-API-Key) from the tokens file; "
         "'none' trusts every caller like stdio (only for local use).")
     tokens_file: Path | None = Field(None, description="API tokens, hashed (default DATA_DIR/tokens.json).")
+    shutdown_grace_seconds: float = Field(15.0, ge=0, description="On SIGTERM, how long in-flight HTTP "
+                                          "requests get to finish before the store closes.")
     public_url: str | None = Field(None, description="Base URL clients reach this server at, for download links "
                                    "(default http://HOST:PORT).")
+    native_download_links: bool = Field(
+        False, description="get_artifact_download_url returns the blob store's own presigned URL when it can sign "
+        "(s3://, gs://): downloads then bypass this server, and revoking the token does not revoke such links.")
     embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline), "
                                  "'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
 import fsspec
 from fsspec.core import url_to_fs
 
-from storage.errors import TooLarge
+from storage.errors import InvalidInput, TooLarge
+from storage.models import StagedBlob
 
 log = logging.getLogger(__name__)
 
 _PREFIX = "sha256"
+# Streams are copied in pieces of this size: memory stays flat whatever the file's size.
+STREAM_CHUNK_BYTES = 1024 * 1024
+# Temporary files younger than this are never cleaned up: a streamed upload may sit there, written, until the
+# owning process moves it into place (see `stage_stream`).
+TMP_GRACE_SECONDS = 3600.0
+_TMP_KEY = re.compile(r"^tmp/[0-9a-f]{32}$")
 
 
 def blob_key(sha256_hex: str) -> str:
@@ -91,8 +101,6 @@ class BlobStore:
         tmp = self._path(f"tmp/{uuid.uuid4().hex}")
         if self._local:
             # Local disk: write, fsync, rename: the rename is atomic and the bytes are durable first.
-            import os
-
             os.makedirs(os.path.dirname(final), exist_ok=True)
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -107,8 +115,86 @@ class BlobStore:
             self.fs.mv(tmp, final)
         return key
 
+    def stage_stream(self, fileobj: BinaryIO, *, chunk_bytes: int = STREAM_CHUNK_BYTES) -> StagedBlob:
+        """Copy a binary stream to a temporary key, hashing as it goes, in constant memory.
+
+        The size limit is enforced while copying (an oversize stream is cut short and leaves nothing behind).
+        The bytes stay under `tmp/` (spared by `clean_tmp` for TMP_GRACE_SECONDS) until `adopt` moves them to
+        their content address: the process that owns the catalog does that with the key pinned, right before the
+        row referencing it commits, so no collector, in any process, can take them in between."""
+        tmp_key = f"tmp/{uuid.uuid4().hex}"
+        tmp = self._path(tmp_key)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") if self._local else self.fs.open(tmp, "wb") as out:
+                while chunk := fileobj.read(chunk_bytes):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise TooLarge(f"the file is over the {self.max_bytes}-byte limit "
+                                       "(ARTIFACT_MCP_MAX_UPLOAD_BYTES); nothing was stored")
+                    digest.update(chunk)
+                    out.write(chunk)
+                if self._local and self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+        except BaseException:
+            self._remove(tmp)
+            raise
+        return StagedBlob(tmp_key=tmp_key, sha256=digest.hexdigest(), size_bytes=size)
+
+    def adopt(self, staged: StagedBlob) -> str:
+        """Move staged bytes to their content address; returns the key. Call with that key pinned.
+
+        Idempotent: when the temporary file is gone but the blob is in place (a retried call), the blob is used."""
+        if not _TMP_KEY.match(staged.tmp_key) or not re.fullmatch(r"[0-9a-f]{64}", staged.sha256):
+            raise InvalidInput("not a staged upload: tmp_key must be 'tmp/<32 hex>' and sha256 64 hex digits")
+        key = blob_key(staged.sha256)
+        final, tmp = self._path(key), self._path(staged.tmp_key)
+        if not self.fs.exists(tmp):
+            if self.fs.exists(final):
+                return key
+            raise InvalidInput("the staged upload is gone (cleaned up or never written here); upload the file again")
+        size = self.fs.size(tmp)
+        if size != staged.size_bytes:
+            raise InvalidInput(f"the staged upload holds {size} bytes, not the {staged.size_bytes} announced; "
+                               "upload the file again")
+        self.check_size(size)
+        if self.fs.exists(final):
+            # Identical bytes are already stored (the key is their hash).
+            self._remove(tmp)
+        elif self._local:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+        else:
+            self.fs.makedirs(self.fs._parent(final), exist_ok=True)
+            self.fs.mv(tmp, final)
+        return key
+
+    def discard(self, staged: StagedBlob) -> None:
+        """Drop a staged upload that will not be adopted (no-op if it is gone)."""
+        if _TMP_KEY.match(staged.tmp_key):
+            self._remove(self._path(staged.tmp_key))
+
+    def _remove(self, path: str) -> None:
+        with suppress(FileNotFoundError):
+            self.fs.rm_file(path)
+
     def get(self, key: str) -> bytes:
         return self.fs.cat_file(self._path(key))
+
+    def read_head(self, key: str, n: int) -> bytes:
+        """The first `n` bytes of a blob (for mime sniffing and bounded text extraction)."""
+        with self.fs.open(self._path(key), "rb") as fh:
+            return fh.read(n)
+
+    def reader(self, key: str) -> BinaryIO:
+        """A seekable binary reader of the blob, through fsspec (callers read it in chunks)."""
+        return self.fs.open(self._path(key), "rb")
+
+    def path(self, key: str) -> str:
+        """The blob's path on its filesystem (for `fs.sign`)."""
+        return self._path(key)
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self._path(key))
@@ -142,7 +228,7 @@ class BlobStore:
             name = path.rstrip("/").rsplit("/", 1)[-1]
             yield blob_key(name)
 
-    def clean_tmp(self, *, grace_seconds: float = 3600.0) -> int:
+    def clean_tmp(self, *, grace_seconds: float = TMP_GRACE_SECONDS) -> int:
         """Remove temporary files left by writes that died (older than the grace period)."""
         removed = 0
         now = time.time()

@@ -31,6 +31,8 @@ COLUMNS: tuple[str, ...] = (
     "source_step_id", "source_tool", "scope", "status", "ttl_seconds", "expires_at", "is_pinned",
     "is_indexed", "indexed_at", "index_collection", "index_error", "index_attempts", "embedding_model_id",
     "chunk_count", "promoted_to_source_id", "created_by", "created_at", "updated_at",
+    # migration 3: generated documents
+    "document_type", "format", "generation_error",
 )
 _EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= ?)"
 # content_text can be large: lists only need the preview.
@@ -134,7 +136,7 @@ class Catalog:
     def insert(self, row: dict[str, Any]) -> None:
         # NULL columns are left out (no column has another default): DuckDB's cost grows with every bound
         # parameter, and a new artifact has ~18 NULLs.
-        columns = [c for c in COLUMNS if row[c] is not None]
+        columns = [c for c in COLUMNS if row.get(c) is not None]
         values = [json.dumps(row["metadata"]) if c == "metadata" else row[c] for c in columns]
         self.con.execute(
             f"INSERT INTO artifacts ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})", values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import mimetypes
 
@@ -93,6 +94,25 @@ def detect_mime(data: bytes, file_name: str | None, declared: str | None) -> str
     if by_name:
         return by_name
     return "text/plain" if decode_text(data) is not None else "application/octet-stream"
+
+
+# Text of a streamed (large) file is extracted from at most its first bytes: enough to read and search a large log
+# or CSV by its beginning, without holding a gigabyte in memory. Smaller files sent inline are read whole.
+MAX_STREAM_TEXT_BYTES = 16 * 1024 * 1024
+# Larger PDFs are not parsed (the parser holds the whole file): they are indexed by their descriptive fields.
+MAX_PDF_EXTRACT_BYTES = 64 * 1024 * 1024
+SNIFF_BYTES = 8192
+
+
+def text_of_prefix(head: bytes, mime: str, complete: bool) -> str | None:
+    """`text_for` of a file's first bytes; when they are not the whole file (`complete` false), a UTF-8 sequence
+    cut at the end is dropped instead of making the text undecodable."""
+    if complete or not is_text_mime(mime) or b"\x00" in head[:8192]:
+        return text_for(head, mime)
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
 
 
 def text_for(data: bytes, mime: str) -> str | None:

@@ -27,6 +27,11 @@ JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "
                "ended_at", "next_run_at")
 
 
+# Job types by runner: the index runner and the generation runner each claim only their own.
+INDEX_JOB_TYPES = ("index", "reindex")
+GENERATE_JOB_TYPES = ("generate_summary", "generate_report", "generate_transcript", "generate_digest")
+
+
 def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex}"
 
@@ -58,19 +63,21 @@ class JobQueue:
         ).fetchall()
         return len(rows)
 
-    def claim(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Mark up to `limit` due jobs running (oldest first) and return them."""
+    def claim(self, now: datetime, limit: int, types: tuple[str, ...] = INDEX_JOB_TYPES) -> list[dict[str, Any]]:
+        """Mark up to `limit` due jobs of these types running (oldest first) and return them."""
         rows = self._con.execute(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
             "WHERE job_id IN (SELECT job_id FROM jobs WHERE status IN ('queued', 'retrying') AND next_run_at <= ? "
-            "ORDER BY next_run_at, created_at LIMIT ?) RETURNING job_id, artifact_id, type, attempts",
-            [now, now, limit],
+            "AND list_contains(?, type) ORDER BY next_run_at, created_at LIMIT ?) "
+            "RETURNING job_id, artifact_id, type, attempts",
+            [now, now, list(types), limit],
         ).fetchall()
         return [{"job_id": r[0], "artifact_id": r[1], "type": r[2], "attempts": r[3]} for r in rows]
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, types: tuple[str, ...] = INDEX_JOB_TYPES) -> datetime | None:
         row = self._con.execute(
-            "SELECT min(next_run_at) FROM jobs WHERE status IN ('queued', 'retrying')"
+            "SELECT min(next_run_at) FROM jobs WHERE status IN ('queued', 'retrying') AND list_contains(?, type)",
+            [list(types)],
         ).fetchone()
         return row[0] if row else None
 

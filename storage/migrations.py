@@ -132,4 +132,42 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        3,
+        "generated documents: artifact columns, generation requests, idempotency keys",
+        [
+            "ALTER TABLE artifacts ADD COLUMN document_type VARCHAR",
+            "ALTER TABLE artifacts ADD COLUMN format VARCHAR",
+            "ALTER TABLE artifacts ADD COLUMN generation_error VARCHAR",
+            # What a generation job needs to (re)run after a restart: the request, the material it resolved to
+            # when it was accepted (ids, in order) and the client model's draft when the client wrote one.
+            """
+            CREATE TABLE generations (
+                artifact_id   VARCHAR PRIMARY KEY,
+                job_id        VARCHAR NOT NULL,
+                principal_id  VARCHAR NOT NULL,
+                request       JSON NOT NULL,
+                source_ids    VARCHAR[] NOT NULL,
+                draft         VARCHAR,
+                draft_model   VARCHAR,
+                created_at    TIMESTAMP NOT NULL
+            )
+            """,
+            # A retried generate_artifact with the same key returns the first artifact. Keys belong to the caller
+            # (principal) and lapse after 24 h; request_hash tells a retry from a different request under a reused
+            # key.
+            """
+            CREATE TABLE idempotency_keys (
+                principal_id  VARCHAR NOT NULL,
+                key           VARCHAR NOT NULL,
+                request_hash  VARCHAR NOT NULL,
+                artifact_id   VARCHAR NOT NULL,
+                job_id        VARCHAR NOT NULL,
+                created_at    TIMESTAMP NOT NULL,
+                expires_at    TIMESTAMP NOT NULL,
+                PRIMARY KEY (principal_id, key)
+            )
+            """,
+        ],
+    ),
 ]

@@ -47,7 +47,8 @@ ArtifactId = Annotated[
     StringConstraints(pattern=ARTIFACT_ID_PATTERN),
     Field(description="An artifact version id as returned by create/list, e.g. 'art_3f2a…' (36 chars)."),
 ]
-ArtifactStatus = Literal["pending", "processing", "ready", "failed", "archived"]
+# completed: a generated document (generate_artifact) whose job has written it.
+ArtifactStatus = Literal["pending", "processing", "ready", "completed", "failed", "archived"]
 Visibility = Literal["namespace", "workspace", "org"]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS, strip_whitespace=True)]
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, strip_whitespace=True)]
@@ -112,40 +113,58 @@ class ArtifactFields(BaseModel):
     is_pinned: bool | None = Field(None, description="Pinned artifacts never expire.")
 
 
-class NewArtifact(ArtifactFields):
-    """Everything the service needs to create an artifact (from JSON content or from bytes)."""
-
-    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+class NewFileArtifact(ArtifactFields):
+    """A new artifact whose bytes are streamed to the blob store (`StoreClient.create_from_stream`)."""
 
     name: Name
     artifact_type: ArtifactType = "document"
     # None: 'pending' until the index job has run, then 'ready' (or 'failed').
     status: ArtifactStatus | None = None
-    content: JsonValue = None
-    data: bytes | None = None
     file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
     mime_type: Annotated[str | None, Field(max_length=255)] = None
     created_by: Provenance = None
 
 
-class ArtifactPatch(ArtifactFields):
-    """An update. Content (`content` or `data`) makes a new version; anything else updates in place."""
+class NewArtifact(NewFileArtifact):
+    """Everything the service needs to create an artifact (from JSON content or from bytes)."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    content: JsonValue = None
+    data: bytes | None = None
+
+
+class FilePatch(ArtifactFields):
+    """A new version from bytes streamed to the blob store (`StoreClient.update_from_stream`), with field changes."""
 
     name: Name | None = None
     artifact_type: ArtifactType | None = None
     status: ArtifactStatus | None = None
-    content: JsonValue = None
-    data: bytes | None = None
     file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
     mime_type: Annotated[str | None, Field(max_length=255)] = None
     clear_ttl: bool = False
     expected_version: int | None = Field(None, ge=1)
     updated_by: Provenance = None
 
+
+class ArtifactPatch(FilePatch):
+    """An update. Content (`content` or `data`) makes a new version; anything else updates in place."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    content: JsonValue = None
+    data: bytes | None = None
+
     def changes_content(self) -> bool:
         return self.content is not None or self.data is not None
+
+
+class StagedBlob(BaseModel):
+    """Bytes streamed to a temporary blob key, not yet moved to their content address (see BlobStore.stage_stream)."""
+
+    tmp_key: str
+    sha256: str
+    size_bytes: int = Field(ge=0)
 
 
 class ListQuery(BaseModel):
@@ -211,6 +230,9 @@ class Artifact(BaseModel):
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    document_type: str | None = Field(None, description="For generated documents: summary, report, transcript, digest.")
+    format: str | None = Field(None, description="For generated documents: markdown, html, json or pdf.")
+    generation_error: str | None = Field(None, description="Why generating this document failed (status 'failed').")
     uri: str = Field(description="MCP resource URI of this version's metadata.")
 
     @field_validator("expires_at", "indexed_at", "created_at", "updated_at", mode="after")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -23,10 +24,21 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from pydantic import JsonValue
 
 from storage import content as contentlib
-from storage.blobs import BlobStore
+from storage.blobs import BlobStore, blob_key
 from storage.catalog import Catalog, to_us, utcnow
 from storage.cursor import CursorCodec, Position, query_digest
-from storage.errors import Conflict, InvalidInput, NotFound, TooLarge
+from storage.downloads import (
+    DENIED,
+    MAX_EXPIRES_IN,
+    MIN_EXPIRES_IN,
+    DownloadLink,
+    DownloadTarget,
+    LinkClaims,
+    LinkSigner,
+    download_file_name,
+)
+from storage.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from storage.generate.engine import GenerationStore
 from storage.index import chunking
 from storage.index import filters as sqlfilters
 from storage.index.embeddings import known_dim
@@ -35,7 +47,7 @@ from storage.index.memory import SearchCache
 from storage.index.pipeline import IndexConfig, Indexer, Prepared
 from storage.index.search import ChunkRow, Ranked, build_context, rank
 from storage.index.vector_store import DuckDBChunkStore, not_expired
-from storage.jobs import JobQueue
+from storage.jobs import INDEX_JOB_TYPES, JobQueue
 from storage.models import (
     Artifact,
     ArtifactFields,
@@ -45,15 +57,18 @@ from storage.models import (
     ChangeEvent,
     ContentBody,
     DeleteResult,
+    FilePatch,
     JobList,
     ListQuery,
     NewArtifact,
+    NewFileArtifact,
     PromoteRequest,
     PromoteResult,
     QueryHit,
     QueryRequest,
     QueryResult,
     Scope,
+    StagedBlob,
     UpdateResult,
 )
 
@@ -87,12 +102,18 @@ def artifact_uri(artifact_id: str) -> str:
 _CHUNK_FIELDS = ("thread_id", "artifact_type", "tags")
 
 
+def _index_owns_status(row: dict[str, Any]) -> bool:
+    """Indexing drives `status` (pending -> processing -> ready/failed) except on a generated document, whose
+    status belongs to its generation job (processing -> completed/failed); indexing it later leaves that alone."""
+    return row.get("document_type") is None
+
+
 def chunk_expiry(row: dict[str, Any]) -> datetime | None:
     """When a version's chunks stop being searchable: never while pinned."""
     return None if row.get("is_pinned") else row.get("expires_at")
 
 
-class ArtifactStore:
+class ArtifactStore(GenerationStore):
     def __init__(self, catalog: Catalog, blobs: BlobStore, *, max_content_bytes: int,
                  index: IndexConfig | None = None) -> None:
         self.catalog = catalog
@@ -107,6 +128,7 @@ class ArtifactStore:
         self.lexical = LexicalIndex(con)
         with self._lock:
             self.cursors = CursorCodec(catalog.secret("cursor_secret"))
+            self.links = LinkSigner(catalog.secret("download_secret"))
             self.vectors = DuckDBChunkStore(con, dim=self._model_dim())
             self.cache = SearchCache(self.vectors.dim)
             self._prepare_index()
@@ -128,7 +150,8 @@ class ArtifactStore:
                 self.vectors.clear()
                 self.con.execute(
                     "UPDATE jobs SET status = 'cancelled', error = 'embedding model changed', ended_at = ? "
-                    "WHERE status IN ('queued', 'retrying', 'running')", [now]
+                    "WHERE status IN ('queued', 'retrying', 'running') AND list_contains(?, type)",
+                    [now, list(INDEX_JOB_TYPES)]
                 )
                 rows = self.con.execute(
                     "SELECT artifact_id, org_id, workspace_id, namespace_id FROM artifacts WHERE is_latest"
@@ -230,6 +253,39 @@ class ArtifactStore:
             "blob_key": key, "file_name": file_name,
         }
 
+    def _file_body(self, key: str, staged: StagedBlob, file_name: str | None,
+                   mime_type: str | None) -> dict[str, Any]:
+        """Columns describing a version whose bytes were streamed: only the head is read (mime sniffing, and text
+        up to MAX_STREAM_TEXT_BYTES for text-like types)."""
+        head = self.blobs.read_head(key, contentlib.SNIFF_BYTES)
+        mime = contentlib.detect_mime(head, file_name, mime_type)
+        text = None
+        if contentlib.is_text_mime(mime):
+            if staged.size_bytes > len(head):
+                head = self.blobs.read_head(key, contentlib.MAX_STREAM_TEXT_BYTES)
+            text = contentlib.text_of_prefix(head, mime, complete=len(head) >= staged.size_bytes)
+        return {
+            "content_kind": None, "content_text": text, "content_preview": contentlib.preview(text),
+            "mime_type": mime, "size_bytes": staged.size_bytes, "sha256": staged.sha256, "has_file": True,
+            "blob_key": key, "file_name": file_name,
+        }
+
+    @contextmanager
+    def _adopted(self, staged: StagedBlob) -> Iterator[str]:
+        """Move streamed bytes to their content address, pinned against the collector until the row referencing
+        them has committed (the block's end); on failure leave no unreferenced bytes behind."""
+        key = None
+        try:
+            with self.blobs.pinned(blob_key(staged.sha256)):
+                key = self.blobs.adopt(staged)
+                yield key
+        except BaseException:
+            self.blobs.discard(staged)
+            if key is not None:
+                with self._lock:
+                    self.blobs.delete_unreferenced([key], self.catalog.referenced_blob_keys([key]))
+            raise
+
     @contextmanager
     def _staged(self, data: bytes | None) -> Iterator[tuple[str, str] | None]:
         """Write file bytes before taking the lock (so a large upload doesn't stall everyone), shielded
@@ -264,39 +320,54 @@ class ArtifactStore:
         """Create version 1. A caller-chosen `artifact_id` makes a retried create return the same artifact."""
         artifact_id = artifact_id or new_artifact_id()
         with self._staged(new.data) as blob:
-            # Content processing (mime sniffing, text extraction) needs no lock; the timestamp is taken under
-            # it so that created_at follows insertion order, which keeps list's time windows tight.
+            # Content processing (mime sniffing, text extraction) needs no lock.
             body = self._body(new.content, blob, new.data, new.file_name, new.mime_type)
-            desc = self._descriptive(new, only_set=False)
-            with self._lock:
-                now = utcnow()
-                row: dict[str, Any] = {
-                    **desc,
-                    "artifact_id": artifact_id, "org_id": scope.org_id, "workspace_id": scope.workspace_id,
-                    "namespace_id": scope.namespace_id, "name": new.name, "artifact_type": new.artifact_type,
-                    "version": 1, "root_artifact_id": artifact_id, "is_latest": True, "replaced_by_version": None,
-                    **body,
-                    "keywords": desc.get("keywords") or [], "tags": desc.get("tags") or [],
-                    "metadata": desc.get("metadata") or {}, "scope": desc.get("scope") or "namespace",
-                    "status": new.status or "pending", "expires_at": self._expiry(now, new.ttl_seconds),
-                    "is_pinned": bool(new.is_pinned), "is_indexed": False, "indexed_at": None,
-                    "index_collection": None, "index_error": None, "index_attempts": 0, "embedding_model_id": None,
-                    "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
-                    "created_at": now, "updated_at": now,
-                }
-                # No existence check up front: the primary key catches a retried id, and only then is the
-                # existing row read. The row and its index job commit together.
-                if not self._insert_with_job(row, now):
-                    existing = self.catalog.get(artifact_id, now)
-                    assert existing is not None
-                    if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
-                        scope.org_id, scope.workspace_id, scope.namespace_id,
-                    ) or existing["name"] != new.name:
-                        raise Conflict(f"artifact id {artifact_id!r} is already taken")
-                    return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
-                                                                  [artifact_id])
-                row["is_expired"] = False
-                return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
+            return self._insert_first(scope, new, body, artifact_id)
+
+    def create_from_blob(self, scope: Scope, new: NewFileArtifact, staged: StagedBlob,
+                         artifact_id: str | None = None) -> tuple[Artifact, ChangeEvent]:
+        """Create version 1 from bytes already streamed to the blob store (`BlobStore.stage_stream`): neither this
+        process nor the socket between processes ever holds them whole. Retried with the same `artifact_id`, it
+        returns the same artifact."""
+        artifact_id = artifact_id or new_artifact_id()
+        with self._adopted(staged) as key:
+            body = self._file_body(key, staged, new.file_name, new.mime_type)
+            return self._insert_first(scope, new, body, artifact_id)
+
+    def _insert_first(self, scope: Scope, new: NewFileArtifact, body: dict[str, Any],
+                      artifact_id: str) -> tuple[Artifact, ChangeEvent]:
+        # The timestamp is taken under the lock so that created_at follows insertion order, which keeps list's time
+        # windows tight.
+        desc = self._descriptive(new, only_set=False)
+        with self._lock:
+            now = utcnow()
+            row: dict[str, Any] = {
+                **desc,
+                "artifact_id": artifact_id, "org_id": scope.org_id, "workspace_id": scope.workspace_id,
+                "namespace_id": scope.namespace_id, "name": new.name, "artifact_type": new.artifact_type,
+                "version": 1, "root_artifact_id": artifact_id, "is_latest": True, "replaced_by_version": None,
+                **body,
+                "keywords": desc.get("keywords") or [], "tags": desc.get("tags") or [],
+                "metadata": desc.get("metadata") or {}, "scope": desc.get("scope") or "namespace",
+                "status": new.status or "pending", "expires_at": self._expiry(now, new.ttl_seconds),
+                "is_pinned": bool(new.is_pinned), "is_indexed": False, "indexed_at": None,
+                "index_collection": None, "index_error": None, "index_attempts": 0, "embedding_model_id": None,
+                "chunk_count": 0, "promoted_to_source_id": None, "created_by": new.created_by,
+                "created_at": now, "updated_at": now,
+            }
+            # No existence check up front: the primary key catches a retried id, and only then is the
+            # existing row read. The row and its index job commit together.
+            if not self._insert_with_job(row, now):
+                existing = self.catalog.get(artifact_id, now)
+                assert existing is not None
+                if (existing["org_id"], existing["workspace_id"], existing["namespace_id"]) != (
+                    scope.org_id, scope.workspace_id, scope.namespace_id,
+                ) or existing["name"] != new.name:
+                    raise Conflict(f"artifact id {artifact_id!r} is already taken")
+                return self._to_model(existing), self._event("created", scope, existing["root_artifact_id"],
+                                                              [artifact_id])
+            row["is_expired"] = False
+            return self._to_model(row, max_chars=0), self._event("created", scope, artifact_id, [artifact_id])
 
     def _insert_with_job(self, row: dict[str, Any], now: datetime) -> bool:
         try:
@@ -360,7 +431,25 @@ class ArtifactStore:
         return [self._to_model(r, max_chars=0) for r in rows]
 
     def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> tuple[UpdateResult, ChangeEvent]:
-        with self._staged(patch.data) as blob, self._lock:
+        with self._staged(patch.data) as blob:
+            content_body = None
+            if patch.changes_content():
+                def content_body(file_name: str | None) -> dict[str, Any]:
+                    return self._body(patch.content, blob, patch.data, file_name, patch.mime_type)
+            return self._apply_update(scope, artifact_id, patch, content_body)
+
+    def update_from_blob(self, scope: Scope, artifact_id: str, patch: FilePatch,
+                         staged: StagedBlob) -> tuple[UpdateResult, ChangeEvent]:
+        """A new version from bytes already streamed to the blob store (`BlobStore.stage_stream`), with the patch's
+        field changes."""
+        with self._adopted(staged) as key:
+            return self._apply_update(scope, artifact_id, patch,
+                                      lambda file_name: self._file_body(key, staged, file_name, patch.mime_type))
+
+    def _apply_update(self, scope: Scope, artifact_id: str, patch: FilePatch,
+                      content_body: Callable[[str | None], dict[str, Any]] | None) -> tuple[UpdateResult, ChangeEvent]:
+        """Apply `patch`: in place, or as a new version whose content columns `content_body(file_name)` gives."""
+        with self._lock:
             now = utcnow()  # under the lock, as in create: a new version's created_at follows insertion order
             row = self._visible_row(scope, artifact_id, now)
             latest = self.catalog.latest(row["root_artifact_id"], now)
@@ -388,7 +477,7 @@ class ArtifactStore:
             elif patch.ttl_seconds is not None:
                 changes["expires_at"] = self._expiry(now, patch.ttl_seconds)
 
-            if not patch.changes_content():
+            if content_body is None:
                 if not changes:
                     raise InvalidInput("nothing to update: pass content, file bytes or at least one field to change")
                 changes["updated_at"] = now
@@ -412,9 +501,15 @@ class ArtifactStore:
                     self._event("updated", scope, latest["root_artifact_id"], [latest["artifact_id"]]),
                 )
 
+            if latest.get("document_type") and latest["status"] == "processing":
+                # A new version would cancel the queued generation job and leave this one 'processing' for good.
+                raise Conflict(
+                    f"artifact {latest['artifact_id']} is a document still being generated; wait until its status "
+                    "is 'completed' or 'failed' (get_artifact), then give it new content"
+                )
             new_id = new_artifact_id()
             file_name = patch.file_name if patch.file_name is not None else latest["file_name"]
-            body = self._body(patch.content, blob, patch.data, file_name, patch.mime_type)
+            body = content_body(file_name)
             row_new = {k: latest[k] for k in _INHERITED}
             row_new.update(changes)
             row_new.update(body)
@@ -453,6 +548,7 @@ class ArtifactStore:
         with self.catalog.transaction():
             self._unindex(sorted(doomed_ids))
             self.jobs.delete_for(sorted(doomed_ids))
+            self.con.execute("DELETE FROM generations WHERE list_contains(?, artifact_id)", [sorted(doomed_ids)])
             self.catalog.delete(sorted(doomed_ids))
             if not remaining:
                 self.con.execute("DELETE FROM sources WHERE root_artifact_id = ?", [root])
@@ -493,6 +589,63 @@ class ArtifactStore:
         return ContentBody(artifact_id=artifact_id, mime_type=row["mime_type"], file_name=row["file_name"],
                            text=row["content_text"])
 
+    # --- download links ---------------------------------------------------------------------------
+
+    def download_link(self, scope: Scope, artifact_id: str, expires_in: int, token_id: str | None,
+                      issued_at: datetime | None = None) -> DownloadLink:
+        """Sign a link to this artifact version, valid `expires_in` seconds from `issued_at` (default now; only a
+        past clock is honoured, so a link can be made to expire earlier, never later)."""
+        if not MIN_EXPIRES_IN <= expires_in <= MAX_EXPIRES_IN:
+            raise InvalidInput(f"expires_in must be {MIN_EXPIRES_IN}-{MAX_EXPIRES_IN} seconds (1 minute to 1 day), "
+                               f"not {expires_in}")
+        now = utcnow()
+        with self._lock:
+            row = self._visible_row(scope, artifact_id, now, include_expired=False)
+        if issued_at is not None and issued_at.tzinfo is not None:
+            issued_at = issued_at.astimezone(UTC).replace(tzinfo=None)
+        issued = min(issued_at or now, now)
+        expires_at = issued + timedelta(seconds=expires_in)
+        token = self.links.sign(LinkClaims(artifact_id=artifact_id, version=row["version"],
+                                           expires=to_us(expires_at) // 1_000_000, token_id=token_id))
+        return DownloadLink(
+            token=token, artifact_id=artifact_id, version=row["version"], scope=scope,
+            expires_at=expires_at.replace(microsecond=0), expires_in=expires_in,
+            file_name=download_file_name(row["file_name"], row["name"], row["mime_type"]),
+            content_type=row["mime_type"], size_bytes=row["size_bytes"], blob_key=row["blob_key"],
+        )
+
+    def resolve_download(self, token: str) -> DownloadTarget:
+        """What a link serves, once its signature and expiry check out and its artifact version still exists (and
+        has not expired); Forbidden with one generic message otherwise."""
+        claims = self.links.verify(token, time.time())
+        now = utcnow()
+        with self._lock:
+            # Without content_text (a streamed text file's can be 16 MiB): only text/JSON content needs it.
+            row = self.catalog.get_many([claims.artifact_id], now).get(claims.artifact_id)
+            if row is not None and not row["has_file"]:
+                row = self.catalog.get(claims.artifact_id, now)
+        if row is None or row["version"] != claims.version or row["is_expired"]:
+            raise Forbidden(DENIED)
+        return self._download_target(row, claims.token_id)
+
+    def download_target(self, scope: Scope, artifact_id: str) -> DownloadTarget:
+        """What a download of this version serves (for routes that authenticate the caller themselves): the bytes
+        are then streamed from the blob store, never loaded whole."""
+        with self._lock:
+            row = self._visible_row(scope, artifact_id, utcnow(), include_expired=False)
+        return self._download_target(row, None)
+
+    @staticmethod
+    def _download_target(row: dict[str, Any], token_id: str | None) -> DownloadTarget:
+        text = None if row["has_file"] else (row["content_text"] or "")
+        return DownloadTarget(
+            artifact_id=row["artifact_id"], version=row["version"],
+            scope=Scope(org_id=row["org_id"], workspace_id=row["workspace_id"], namespace_id=row["namespace_id"]),
+            token_id=token_id, file_name=download_file_name(row["file_name"], row["name"], row["mime_type"]),
+            content_type=row["mime_type"], size_bytes=len(text.encode()) if text is not None else row["size_bytes"],
+            sha256=row["sha256"], blob_key=row["blob_key"], text=text,
+        )
+
     # --- indexing (the job runner's steps) -------------------------------------------------------
 
     def claim_index_jobs(self, limit: int) -> list[IndexTask]:
@@ -506,7 +659,7 @@ class ArtifactStore:
                     self.jobs.cancel(job["job_id"], now, "artifact version replaced or deleted")
                     continue
                 fields: dict[str, Any] = {"index_attempts": row["index_attempts"] + 1}
-                if not row["is_indexed"] and row["status"] in ("pending", "failed"):
+                if not row["is_indexed"] and row["status"] in ("pending", "failed") and _index_owns_status(row):
                     fields["status"] = "processing"
                 self.catalog.update(row["artifact_id"], fields)
                 tasks.append(IndexTask(job=job, row=row))
@@ -528,7 +681,8 @@ class ArtifactStore:
         """(text to index, text newly extracted from a file for content_text)."""
         if row["content_text"] is not None:
             return row["content_text"], None
-        if row["has_file"] and row["mime_type"].split(";")[0].strip() == "application/pdf":
+        if (row["has_file"] and row["mime_type"].split(";")[0].strip() == "application/pdf"
+                and row["size_bytes"] <= contentlib.MAX_PDF_EXTRACT_BYTES):
             text = chunking.extract_pdf_text(self.blobs.get(row["blob_key"]))
             return text, text
         return None, None
@@ -595,7 +749,7 @@ class ArtifactStore:
         error = error[:2000]
         retrying = self.jobs.fail(task.job["job_id"], task.job["attempts"], error, now)
         fields: dict[str, Any] = {"index_error": error}
-        if row["status"] == "processing":
+        if row["status"] == "processing" and _index_owns_status(row):
             fields["status"] = "pending" if retrying else "failed"
         self.catalog.update(row["artifact_id"], fields)
         log.warning("index job %s for %s failed (attempt %d, %s): %s", task.job["job_id"], row["artifact_id"],
@@ -644,7 +798,7 @@ class ArtifactStore:
         if prep.extracted_text is not None and row["content_text"] is None:
             fields["content_text"] = prep.extracted_text
             fields["content_preview"] = contentlib.preview(prep.extracted_text)
-        if row["status"] in ("pending", "processing", "failed"):
+        if row["status"] in ("pending", "processing", "failed") and _index_owns_status(row):
             fields["status"] = "ready"
         self.catalog.update(aid, fields)
         self.jobs.succeed(task.job["job_id"], now)

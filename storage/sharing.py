@@ -13,18 +13,17 @@ bytes travel as base64). Owner -> forwarder frames are either a response (`id`) 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import inspect
 import itertools
 import json
 import logging
 import os
-import tempfile
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.abc
@@ -33,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from storage.blobs import BlobStore
 from storage.catalog import Catalog, utcnow
+from storage.config import StoreConfig
+from storage.downloads import DownloadLink, DownloadTarget
 from storage.errors import ERROR_KINDS, StoreError, Unavailable
-from storage.index.pipeline import IndexConfig
+from storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
 from storage.jobs import JobRunner
 from storage.models import (
     Artifact,
@@ -43,9 +44,11 @@ from storage.models import (
     ChangeEvent,
     ContentBody,
     DeleteResult,
+    FilePatch,
     JobList,
     ListQuery,
     NewArtifact,
+    NewFileArtifact,
     PromoteRequest,
     PromoteResult,
     QueryRequest,
@@ -63,12 +66,18 @@ _RETURNS: dict[str, Any] = {
     "create": Artifact, "get": Artifact, "list": ArtifactPage, "versions": list[Artifact],
     "update": UpdateResult, "delete": DeleteResult, "read_content": ContentBody, "locate": Scope | None,
     "query": QueryResult, "promote": PromoteResult, "list_jobs": JobList,
+    "create_from_blob": Artifact, "update_from_blob": UpdateResult, "download_link": DownloadLink,
+    "resolve_download": DownloadTarget, "download_target": DownloadTarget,
+    "generate": GenerateResult, "find_generation": GenerateResult | None, "generation_material": Material,
 }
 # Safe to send again after the owner vanished mid-call (create is, thanks to its pre-chosen id; promote is
 # idempotent).
-_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate", "query", "promote", "list_jobs"}
+_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate", "query", "promote", "list_jobs",
+              "create_from_blob", "download_link", "resolve_download", "download_target",
+              # generate: a retry carries the same pre-chosen artifact id, so it returns the first acceptance
+              "generate", "find_generation", "generation_material"}
 # Writes after which the index job runner has work.
-_ENQUEUES = {"create", "update", "delete"}
+_ENQUEUES = {"create", "update", "delete", "create_from_blob", "update_from_blob"}
 
 
 def _params_model(name: str) -> type[BaseModel]:
@@ -87,38 +96,6 @@ def _params_model(name: str) -> type[BaseModel]:
 _PARAMS = {name: _params_model(name) for name in _RETURNS}
 _RESULTS = {name: TypeAdapter(tp) for name, tp in _RETURNS.items()}
 _EVENT = TypeAdapter(ChangeEvent)
-
-
-class StoreConfig(BaseModel):
-    catalog_path: str
-    blob_url: str
-    max_upload_bytes: int = 100 * 1024 * 1024
-    memory_limit: str | None = None
-    # One DuckDB thread: the catalog's queries are small, and a second thread costs more to wake than it saves
-    # (create p50 at 100k rows: ~3 ms with one, ~5 ms with two). Large scans can raise it for their own query.
-    threads: int = 1
-    blob_fsync: bool = True
-    sweep_interval_seconds: float = 60.0
-    gc_interval_seconds: float = 3600.0
-    takeover_timeout_seconds: float = 60.0
-    index: IndexConfig = IndexConfig()
-
-    @property
-    def shared(self) -> bool:
-        return self.catalog_path != ":memory:"
-
-    @property
-    def lock_path(self) -> str:
-        return os.path.abspath(self.catalog_path) + ".lock"
-
-    @property
-    def socket_path(self) -> str:
-        path = os.path.abspath(self.catalog_path) + ".sock"
-        if len(path.encode()) < 100:
-            return path
-        # AF_UNIX paths are limited to ~108 bytes: fall back to a short, per-store name in /tmp.
-        digest = hashlib.sha256(path.encode()).hexdigest()[:16]
-        return os.path.join(tempfile.gettempdir(), f"artifact-mcp-{os.getuid()}-{digest}.sock")
 
 
 def open_store(cfg: StoreConfig) -> ArtifactStore:
@@ -162,6 +139,8 @@ class StoreClient:
         self._ids = itertools.count(1)
         self._closing = False
         self._runner: JobRunner | None = None
+        self._generator: JobRunner | None = None
+        self._blobs: BlobStore | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -250,6 +229,8 @@ class StoreClient:
         self._tg.start_soon(self._housekeeping)
         self._runner = JobRunner(self._index_batch)
         self._tg.start_soon(self._runner.run)
+        self._generator = JobRunner(self._generate_batch)
+        self._tg.start_soon(self._generator.run)
         self._tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
@@ -296,7 +277,28 @@ class StoreClient:
             await self._emit(event)
         if method in _ENQUEUES and self._runner is not None:
             self._runner.wake()
+        if method == "generate" and self._generator is not None:
+            self._generator.wake()
         return result
+
+    async def _generate_batch(self) -> float | None:
+        """Run due generation jobs (one at a time: rendering is CPU-bound); how long until the next is due."""
+        assert self.store is not None
+        store = self.store
+        tasks = await anyio.to_thread.run_sync(store.claim_generation_jobs, 1)
+        if not tasks:
+            due = await anyio.to_thread.run_sync(store.next_generation_due)
+            if due is None:
+                return None
+            return max(0.01, (due - utcnow()).total_seconds())
+        for task in tasks:
+            # Abandoned on shutdown like index work: the job stays `running` and the next owner requeues it.
+            outcome = await anyio.to_thread.run_sync(store.run_generation, task, abandon_on_cancel=True)
+            for event in await anyio.to_thread.run_sync(store.commit_generation, task, outcome):
+                await self._emit(event)
+        if self._runner is not None:
+            self._runner.wake()  # a completed document has an index job now
+        return 0
 
     async def _index_batch(self) -> float | None:
         """Claim, prepare and commit one batch of index jobs; how long until the next is due (None: none queued)."""
@@ -453,6 +455,81 @@ class StoreClient:
 
     async def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return await self._call("list_jobs", scope=scope, artifact_id=artifact_id)
+
+    async def generate(self, scope: Scope, principal_id: str, req: GenerateRequest, draft: Draft | None = None,
+                       created_by: str | None = None) -> GenerateResult:
+        return await self._call("generate", scope=scope, principal_id=principal_id, req=req,
+                                artifact_id=new_artifact_id(), draft=draft, created_by=created_by)
+
+    async def find_generation(self, scope: Scope, principal_id: str, req: GenerateRequest) -> GenerateResult | None:
+        return await self._call("find_generation", scope=scope, principal_id=principal_id, req=req)
+
+    async def generation_material(self, scope: Scope, req: GenerateRequest) -> Material:
+        return await self._call("generation_material", scope=scope, req=req)
+
+    async def wait_generated(self, scope: Scope, artifact_id: str, timeout: float,
+                             on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
+        """Poll until the generated document is `completed` or `failed` (or `timeout`); report each new state."""
+        last = None
+        with anyio.move_on_after(timeout):
+            while True:
+                art = await self.get(scope, artifact_id, include_expired=True, max_chars=0)
+                if art.status != last and on_progress is not None:
+                    await on_progress(art.status, 1.0 if art.status in ("completed", "failed") else 0.5)
+                last = art.status
+                if art.status in ("completed", "failed"):
+                    return art
+                await anyio.sleep(0.05)
+        return await self.get(scope, artifact_id, include_expired=True, max_chars=0)
+
+    # Large files: the bytes go straight to the blob store (fsspec is shared by every process of the store), in
+    # constant memory; only their key, hash and size travel to the owner, which moves them into place and commits
+    # the row. Reading `fileobj` (any binary file object: an upload's spooled file, an open file) blocks, so it runs
+    # on a worker thread.
+
+    @property
+    def blobs(self) -> BlobStore:
+        """This process's handle on the blob store (the owner's own when this process owns the store)."""
+        if self.store is not None:
+            return self.store.blobs
+        if self._blobs is None:
+            self._blobs = BlobStore(self.cfg.blob_url, max_bytes=self.cfg.max_upload_bytes, fsync=self.cfg.blob_fsync)
+        return self._blobs
+
+    async def _with_staged(self, fileobj: BinaryIO, method: str, **kwargs: Any) -> Any:
+        blobs = self.blobs
+        staged = await anyio.to_thread.run_sync(blobs.stage_stream, fileobj)
+        try:
+            return await self._call(method, staged=staged, **kwargs)
+        except BaseException:
+            # Normally the owner has already moved or dropped it; this covers a call that never reached it.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(blobs.discard, staged)
+            raise
+
+    async def create_from_stream(self, scope: Scope, new: NewFileArtifact, fileobj: BinaryIO) -> Artifact:
+        """Create an artifact from a file's bytes read from `fileobj` in chunks (never whole in memory). The size
+        limit is enforced while reading; mime type from `new.mime_type`, else sniffed from the first bytes and the
+        file name; text-like files get `content_text` from their first MAX_STREAM_TEXT_BYTES (storage/content.py)."""
+        return await self._with_staged(fileobj, "create_from_blob", scope=scope, new=new,
+                                       artifact_id=new_artifact_id())
+
+    async def update_from_stream(self, scope: Scope, artifact_id: str, patch: FilePatch,
+                                 fileobj: BinaryIO) -> UpdateResult:
+        """A new version of `artifact_id` from a file's bytes read from `fileobj` in chunks, with `patch`'s field
+        changes (`expected_version` guards against lost updates)."""
+        return await self._with_staged(fileobj, "update_from_blob", scope=scope, artifact_id=artifact_id, patch=patch)
+
+    async def download_link(self, scope: Scope, artifact_id: str, expires_in: int, token_id: str | None,
+                            issued_at: datetime | None = None) -> DownloadLink:
+        return await self._call("download_link", scope=scope, artifact_id=artifact_id, expires_in=expires_in,
+                                token_id=token_id, issued_at=issued_at)
+
+    async def resolve_download(self, token: str) -> DownloadTarget:
+        return await self._call("resolve_download", token=token)
+
+    async def download_target(self, scope: Scope, artifact_id: str) -> DownloadTarget:
+        return await self._call("download_target", scope=scope, artifact_id=artifact_id)
 
     async def wait_indexed(self, scope: Scope, artifact_id: str, timeout: float,
                            on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:

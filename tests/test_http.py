@@ -65,7 +65,7 @@ def _serve(tmp: Path, transport: str) -> Iterator[tuple[int, subprocess.Popen[by
         with log_path.open("wb") as errlog:
             proc = subprocess.Popen(
                 [server_command(), "serve", "--transport", transport, "--host", "127.0.0.1", "--port", str(port),
-                 "--data-dir", str(tmp / "data")],
+                 "--data-dir", str(tmp / "data"), "--auth", "none"],  # token paths: tests/test_auth.py
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog, cwd=tmp, env=env,
             )
         try:

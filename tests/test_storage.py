@@ -25,6 +25,7 @@ from server.runtime import Runtime
 from server.settings import Settings
 from storage.blobs import blob_key
 from storage.catalog import Catalog
+from storage.migrations import MIGRATIONS
 from storage.service import ArtifactStore
 from tests.conftest import call, call_error
 
@@ -200,7 +201,8 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
     catalog_path = str(settings.data_dir / "catalog.duckdb")
     con = duckdb.connect(catalog_path, read_only=True)
     try:
-        assert con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,)]
+        applied = con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert applied == [(version,) for version, _, _ in MIGRATIONS]
     finally:
         con.close()
 
@@ -225,9 +227,9 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
 
     catalog = Catalog(catalog_path)
     try:
-        assert catalog.schema_version() == 2
+        assert catalog.schema_version() == MIGRATIONS[-1][0]
         rows = catalog.con.execute("SELECT count(*) FROM schema_migrations").fetchone()
-        assert rows == (2,)  # re-opening does not re-apply migrations
+        assert rows == (len(MIGRATIONS),)  # re-opening does not re-apply migrations
         assert catalog.count() == 3
     finally:
         catalog.close()

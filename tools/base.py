@@ -8,11 +8,12 @@ errors become `ToolError`s, which the client sees as `isError` results with our 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve, build_resolver_plans
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
@@ -65,7 +66,7 @@ class _Metadata(FuncMetadata):
         return super().convert_result(result)
 
 
-Handler = Callable[[Any, Context], Awaitable[CallToolResult]]
+Handler = Callable[..., Awaitable[CallToolResult]]  # (params, ctx, **resolved)
 
 
 def make_tool(
@@ -76,13 +77,19 @@ def make_tool(
     input_model: type[ToolInput],
     output_model: type[BaseModel],
     annotations: ToolAnnotations,
+    resolvers: Mapping[str, Callable[..., Any]] | None = None,
 ) -> Tool:
-    """Build an MCP tool whose description is the handler's docstring."""
+    """Build an MCP tool whose description is the handler's docstring.
+
+    `resolvers` name SDK resolvers (`mcp.server.mcpserver.resolve`) run before the handler, which receives their
+    results as keyword arguments: the era-portable way to ask the client something (e.g. sampling) mid-call."""
+    resolved = {key: (Resolve(fn), False) for key, fn in (resolvers or {}).items()}
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
+        extra = {key: arguments.pop(key) for key in resolved if key in arguments}
         params = input_model.model_construct(**arguments)
         try:
-            return await handler(params, ctx)
+            return await handler(params, ctx, **extra)
         except StoreError as exc:
             raise ToolError(exc.message) from exc
         except ValidationError as exc:
@@ -104,6 +111,10 @@ def make_tool(
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations,
+        resolved_params=resolved,
+        resolver_plans=build_resolver_plans(
+            resolved, {field.alias or key for key, field in input_model.model_fields.items()}
+        ),
     )
 
 

@@ -71,4 +71,6 @@ class Unauthenticated(Exception):
 
 def www_authenticate(error: str = "invalid_token", description: str = "") -> str:
     value = f'Bearer realm="artifact-mcp", error="{error}"'
+    # Header values are latin-1 on the wire, and a quote would end the quoted-string early.
+    description = description.replace("…", "...").encode("ascii", "replace").decode().replace('"', "'")
     return value + (f', error_description="{description}"' if description else "")

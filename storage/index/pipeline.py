@@ -11,42 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
+from storage.config import IndexConfig
 from storage.index import chunking
-from storage.index.embeddings import EmbeddingModel, model_id_for, shared_model
+from storage.index.embeddings import EmbeddingModel, shared_model
 from storage.index.lexical import hashed_counts
-
-
-class IndexConfig(BaseModel):
-    """Everything that decides how artifacts are indexed and searched."""
-
-    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, offline), 'hf:<name>', "
-                                 "'hash:<dim>' or 'class:<module>:<Class>'.")
-    embedding_kwargs: dict[str, Any] = Field(default_factory=dict)
-    embed_batch_size: int = Field(32, ge=1, le=1024)
-    # 128 tokens: MiniLM reads at most 256 word pieces, and a 256-token chunk with the artifact's name in front
-    # is cut off a third of the time; on SciFact, 128/0 scored semantic nDCG@10 0.694 vs 0.669 for 256/0.
-    # No overlap: the lexical side sums a version's chunk term counts into one document, which overlap would
-    # double-count (-0.005).
-    chunk_size: int = Field(128, ge=32, le=8192, description="Chunk size in tokens.")
-    chunk_overlap: int = Field(0, ge=0, le=4096, description="Overlap between chunks in tokens.")
-    # The artifact's name heads every chunk's embedded text (a chunk of a long report still "knows" which
-    # report it is part of) and counts once in its lexical document.
-    name_in_chunks: bool = True
-    bm25_k1: float = Field(0.9, gt=0)
-    bm25_b: float = Field(0.5, ge=0, le=1)
-    fusion: str = Field("zscore", pattern="^(zscore|relative|rrf)$")
-    fusion_alpha: float = Field(0.7, ge=0, le=1, description="Weight of the semantic side in score fusion.")
-    rrf_k: int = Field(60, ge=1)
-    candidates: int = Field(100, ge=10, le=2000, description="Candidates each retriever contributes to fusion.")
-    job_batch: int = Field(16, ge=1, le=256, description="Index jobs claimed (and embedded) together.")
-    max_attempts: int = Field(5, ge=1, le=50)
-    retry_backoff_seconds: float = Field(1.0, gt=0)
-
-    @property
-    def model_id(self) -> str:
-        return model_id_for(self.embedding_model)
 
 
 @dataclass

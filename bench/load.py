@@ -1,0 +1,435 @@
+"""Load benchmark: concurrent MCP clients over streamable HTTP against `artifact-mcp serve --transport http`
+with auth on (a benchmark, not a test).
+
+For each protocol era (`--mode auto`, the default, speaks 2026-07-28; `--modes auto legacy` also measures the
+2025-11-25 handshake), on a fresh data directory and fresh servers (or the servers at `--url`, with `--token`):
+
+1. make a token with `artifact-mcp token create` and start `--processes` servers on the data directory (default
+   1; with more, the first owns the store and the others forward to it; hash:384 embeddings unless
+   `--embedding-model default`); store `--seed` artifacts so reads have something to read from the start;
+2. open `--clients` MCP sessions (default 50, spread over the processes), each with its own HTTP connection
+   pool and the bearer token;
+3. for `--seconds` (default 60), every client loops over a random mix (default 25% create_artifact of a small
+   text, 35% get_artifact of an acknowledged artifact, 25% list_artifacts, 15% query_artifacts), timing each
+   call; a get checks it reads back what was written (a mismatch counts as an error);
+4. reports throughput (ops/s), p50/p95/p99 per operation and overall, the error count with the first error
+   messages, the servers' CPU time, the time they were runnable but waited for a CPU (on a shared machine:
+   how much other processes held the cores), peak RSS, and the background indexing still pending at the end;
+5. verifies every acknowledged create: get each id (16 in flight, through every process) and compare the
+   content; a write that is missing or different is a lost write. Then waits (up to `--drain-seconds`) for
+   indexing to finish.
+
+    .venv/bin/python bench/load.py                         # 50 clients, 60 s, 2026-07-28 (mode auto)
+    .venv/bin/python bench/load.py --modes auto legacy --clients 50 --seconds 60
+    .venv/bin/python bench/load.py --processes 2                           # owner + forwarder
+    .venv/bin/python bench/load.py --url http://127.0.0.1:8000/mcp --token amcp_...
+
+Targets (issue 4): zero errors, zero lost writes. Progress goes to stderr; a table to stdout; the figures as
+JSON to --out (bench/results/load.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+from common import add_server_args, log, pct, proc_status, write_report
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+REPO = Path(__file__).resolve().parent.parent
+OPS = ("create", "get", "list", "query")
+WORDS = [
+    "artifact", "agent", "report", "summary", "memory", "vector", "index", "chunk", "query", "cursor", "latency",
+    "durable", "store", "transcript", "result", "thread", "namespace", "version", "embedding", "retrieval",
+    "context", "model", "catalog", "blob", "hybrid", "lexical", "semantic", "rank", "budget", "forecast",
+]
+ERROR_SAMPLES = 10
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    error_samples: list[str] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)  # acknowledged creates: artifact_id -> content
+    written_ids: list[str] = field(default_factory=list)  # the same ids, for random picks
+
+    def error(self, op: str, message: str) -> None:
+        self.errors[op] += 1
+        if len(self.error_samples) < ERROR_SAMPLES:
+            self.error_samples.append(f"{op}: {message[:300]}")
+
+
+class CallFailed(Exception):
+    pass
+
+
+async def call(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(name, args)
+    if result.is_error or result.structured_content is None:
+        text = result.content[0].text if result.content else str(result)  # type: ignore[union-attr]
+        raise CallFailed(f"{name}: {text}")
+    return result.structured_content
+
+
+def text_for(rng: random.Random, tag: str) -> str:
+    return f"{tag}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+
+
+@asynccontextmanager
+async def open_session(url: str, token: str, mode: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300)) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client):
+        yield client
+
+
+async def worker(n: int, client: Client, res: Results, start: anyio.Event, deadline: list[float],
+                 mix: list[float]) -> None:
+    rng = random.Random(n)
+    seq = 0
+    await start.wait()
+    while time.perf_counter() < deadline[0]:
+        op = rng.choices(OPS, weights=mix)[0]
+        if op == "get" and not res.written_ids:
+            op = "create"
+        t0 = time.perf_counter()
+        try:
+            if op == "create":
+                seq += 1
+                content = text_for(rng, f"client {n} write {seq}")
+                out = await call(client, "create_artifact", {"name": f"load-{n}-{seq}", "content": content,
+                                                             "thread_id": f"client-{n}", "tags": ["load"]})
+                ms = (time.perf_counter() - t0) * 1000
+                res.written[out["artifact_id"]] = content
+                res.written_ids.append(out["artifact_id"])
+            elif op == "get":
+                aid = rng.choice(res.written_ids)
+                out = await call(client, "get_artifact", {"artifact_id": aid})
+                ms = (time.perf_counter() - t0) * 1000
+                if out["content"] != res.written[aid]:
+                    raise CallFailed(f"get_artifact {aid} read back different content")
+            elif op == "list":
+                args: dict[str, Any] = {"limit": 20}
+                if rng.random() < 0.5:
+                    args["thread_id"] = f"client-{n}"
+                await call(client, "list_artifacts", args)
+                ms = (time.perf_counter() - t0) * 1000
+            else:
+                await call(client, "query_artifacts", {"query": " ".join(rng.sample(WORDS, 3)), "top_k": 5})
+                ms = (time.perf_counter() - t0) * 1000
+        except Exception as exc:  # every failure counts, whatever raised it
+            res.error(op, f"{type(exc).__name__}: {exc}")
+            continue
+        res.latencies[op].append(ms)
+
+
+async def verify(urls: list[str], token: str, mode: str, written: dict[str, str]) -> dict[str, Any]:
+    """Read back every acknowledged create (readers spread over the processes); a missing or different
+    artifact is a lost write."""
+    ids = list(written)
+    lost: list[str] = []
+    t0 = time.perf_counter()
+
+    async def reader(url: str, part: list[str]) -> None:
+        async with open_session(url, token, mode) as client:
+            for aid in part:
+                try:
+                    out = await call(client, "get_artifact", {"artifact_id": aid})
+                    if out["content"] != written[aid]:
+                        lost.append(f"{aid}: content differs")
+                except Exception as exc:
+                    lost.append(f"{aid}: {type(exc).__name__}: {exc}"[:300])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(reader, urls[(i + 1) % len(urls)], ids[i::16])
+    async with open_session(urls[0], token, mode) as client:
+        listed = (await call(client, "list_artifacts", {"tags": ["load"], "limit": 1}))["total"]
+    return {"checked": len(ids), "lost": len(lost), "lost_samples": lost[:ERROR_SAMPLES],
+            "listed_with_tag": listed, "seconds": time.perf_counter() - t0}
+
+
+async def index_backlog(url: str, token: str, mode: str, drain_seconds: float) -> dict[str, Any]:
+    """Artifacts still waiting for their background index job at the end, and how long they take to drain."""
+    async with open_session(url, token, mode) as client:
+        async def pending() -> int:
+            return (await call(client, "list_artifacts", {"status": "pending", "limit": 1}))["total"]
+
+        at_end = await pending()
+        t0 = time.perf_counter()
+        left = at_end
+        while left and time.perf_counter() - t0 < drain_seconds:
+            await anyio.sleep(1)
+            left = await pending()
+        return {"pending_at_end": at_end, "pending_after_drain": left,
+                "drain_seconds": time.perf_counter() - t0 if at_end else 0.0}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the server's threads spent runnable but waiting for a CPU (schedstat of the live threads): on a
+    shared machine, how much of the latency is other processes holding the cores."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalServers:
+    """`--processes` x `artifact-mcp serve --transport http` on one fresh data directory (the first owns the
+    store, the others forward to it), with one token made by the CLI."""
+
+    def __init__(self, args: argparse.Namespace, label: str) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"load-bench-{label}-", dir=args.tmp))
+        self.data_dir = str(self.workdir / "data")
+        self.args = args
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
+        self.env.update({"ARTIFACT_MCP_LOG_LEVEL": "WARNING", **dict(args.env)})
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.ports: list[int] = []
+        self.errlog = (self.workdir / "server.log").open("ab")
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}/mcp" for port in self.ports]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def cli(self, *argv: str) -> str:
+        done = subprocess.run([str(REPO / ".venv/bin/artifact-mcp"), *argv, "--data-dir", self.data_dir],
+                              capture_output=True, text=True, env=self.env, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"artifact-mcp {' '.join(argv)} failed: {done.stderr}")
+        return done.stdout.strip()
+
+    def start(self) -> str:
+        token = self.cli("token", "create", "--principal", "load-bench", "--scope", "load/*/*",
+                         "--permission", "write", "--default-scope", "load/bench/main")
+        for _ in range(self.args.processes):  # one after the other: the first to be up owns the store
+            port = free_port()
+            proc = subprocess.Popen(
+                [str(REPO / ".venv/bin/artifact-mcp"), "serve", "--transport", "http", "--port", str(port),
+                 "--data-dir", self.data_dir, "--embedding-model", self.args.embedding_model],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errlog, env=self.env,
+                cwd=self.workdir)
+            self.procs.append(proc)
+            self.ports.append(port)
+            self._wait(proc, port)
+        return token
+
+    def _wait(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("server did not start within 120 s")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):  # forwarders first, so no one takes the store over
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.errlog.close()
+        if not self.args.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def summarize(values: list[float], seconds: float) -> dict[str, float]:
+    return {"n": len(values), "per_second": len(values) / seconds, "p50_ms": pct(values, 0.5),
+            "p95_ms": pct(values, 0.95), "p99_ms": pct(values, 0.99), "max_ms": max(values, default=0.0)}
+
+
+async def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    servers = None if args.url else LocalServers(args, mode)
+    try:
+        if servers is not None:
+            token, urls, pids = servers.start(), servers.urls, servers.pids
+            log(f"{mode}: server pids {pids} on {urls}, data dir {servers.data_dir}")
+        else:
+            token, urls, pids = args.token, args.url, []
+        res = Results()
+        rng = random.Random(0)
+        async with open_session(urls[0], token, mode) as client:  # seed, so gets have targets from the start
+            for i in range(args.seed):
+                content = text_for(rng, f"seed {i}")
+                out = await call(client, "create_artifact", {"name": f"seed-{i}", "content": content,
+                                                             "tags": ["load"]})
+                res.written[out["artifact_id"]] = content
+                res.written_ids.append(out["artifact_id"])
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        wait0 = sum(runqueue_wait_seconds(p) for p in pids)
+        bench_cpu0 = time.process_time()
+        load0 = os.getloadavg()[0]
+        start, deadline = anyio.Event(), [0.0]
+        ready = 0
+        mix = [args.mix[op] for op in OPS]
+
+        async def session(n: int) -> None:
+            nonlocal ready
+            async with open_session(urls[n % len(urls)], token, mode) as client:  # clients spread over processes
+                ready += 1
+                await worker(n, client, res, start, deadline, mix)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(args.clients):
+                tg.start_soon(session, n)
+            while ready < args.clients:
+                await anyio.sleep(0.05)
+            log(f"{mode}: {args.clients} sessions open; running {args.seconds} s")
+            t_start = time.perf_counter()
+            deadline[0] = t_start + args.seconds
+            start.set()
+            while time.perf_counter() < deadline[0]:
+                await anyio.sleep(min(10.0, max(0.0, deadline[0] - time.perf_counter())))
+                done = sum(len(v) for v in res.latencies.values())
+                log(f"{mode}: {done} ops, {sum(res.errors.values())} errors, "
+                    f"{done / (time.perf_counter() - t_start):.0f} ops/s")
+            # the calls in flight at the deadline finish and count
+        elapsed = time.perf_counter() - t_start
+        every = [ms for op in OPS for ms in res.latencies[op]]
+        result: dict[str, Any] = {
+            "mode": mode, "clients": args.clients, "processes": len(urls), "seconds": elapsed, "seeded": args.seed,
+            "ops": len(every), "ops_per_second": len(every) / elapsed, "overall": summarize(every, elapsed),
+            "per_op": {op: summarize(res.latencies[op], elapsed) for op in OPS},
+            "errors": sum(res.errors.values()), "errors_per_op": dict(res.errors), "error_samples": res.error_samples,
+            "bench_cpu_seconds": time.process_time() - bench_cpu0, "load_average_1m": [load0, os.getloadavg()[0]],
+        }
+        if pids:
+            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            result.update({
+                "server_cpu_seconds": cpu, "server_cpu_cores": cpu / elapsed,
+                "server_cpu_ms_per_op": cpu * 1000 / max(1, len(every)),
+                "server_runqueue_wait_seconds": sum(runqueue_wait_seconds(p) for p in pids) - wait0,
+                "server_peak_rss_mb": [proc_status(p).get("VmHWM", 0) / 1024 for p in pids],
+            })
+        log(f"{mode}: verifying {len(res.written)} acknowledged writes")
+        result["verify"] = await verify(urls, token, mode, res.written)
+        result["index"] = await index_backlog(urls[0], token, mode, args.drain_seconds)
+        return result
+    finally:
+        if servers is not None:
+            servers.stop()
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        v = r["verify"]
+        lines.append(f"mode {r['mode']}: {r['clients']} clients, {r['processes']} server process(es), "
+                     f"{r['seconds']:.1f} s, {r['ops']} ops, {r['ops_per_second']:.0f} ops/s, errors {r['errors']}, "
+                     f"lost writes {v['lost']} of {v['checked']} (listed {v['listed_with_tag']})")
+        lines.append(f"  {'op':<8}{'n':>8}{'ops/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+        for name, s in [*r["per_op"].items(), ("overall", r["overall"])]:
+            lines.append(f"  {name:<8}{s['n']:>8}{s['per_second']:>9.1f}{s['p50_ms']:>9.1f}{s['p95_ms']:>9.1f}"
+                         f"{s['p99_ms']:>9.1f}{s['max_ms']:>9.1f}")
+        if "server_cpu_cores" in r:
+            rss = ", ".join(f"{mb:.0f}" for mb in r["server_peak_rss_mb"])
+            lines.append(f"  server CPU {r['server_cpu_cores']:.2f} cores ({r['server_cpu_ms_per_op']:.1f} ms per op), "
+                         f"runnable but waiting for a CPU {r['server_runqueue_wait_seconds']:.0f} s, "
+                         f"peak RSS {rss} MB")
+        lines.append(f"  bench process CPU {r['bench_cpu_seconds']:.0f} s; machine load average "
+                     f"{r['load_average_1m'][0]:.1f} -> {r['load_average_1m'][1]:.1f}")
+        idx = r["index"]
+        lines.append(f"  index backlog at end {idx['pending_at_end']}, drained in {idx['drain_seconds']:.1f} s "
+                     f"(left {idx['pending_after_drain']})")
+        for sample in r["error_samples"]:
+            lines.append(f"  error: {sample}")
+        for sample in r["verify"]["lost_samples"]:
+            lines.append(f"  lost: {sample}")
+    return "\n".join(lines)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    mix = {op: 0.0 for op in OPS}
+    for part in text.split(","):
+        op, _, weight = part.partition("=")
+        if op not in mix:
+            raise argparse.ArgumentTypeError(f"unknown operation {op!r}; use {', '.join(OPS)}")
+        mix[op] = float(weight)
+    return mix
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    results = [await run_mode(args, mode) for mode in args.modes]
+    print(table(results))
+    report = {
+        "benchmark": "load", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
+        "cpus": os.cpu_count(), "python": platform.python_version(), "url": args.url,
+        "embedding_model": args.embedding_model, "mix": args.mix, "env": dict(args.env), "results": results,
+    }
+    if args.out:
+        write_report(Path(args.out), report)
+    return 0 if all(r["errors"] == 0 and r["verify"]["lost"] == 0 for r in results) else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_args(parser)
+    parser.add_argument("--modes", nargs="+", choices=["auto", "legacy"],
+                        help="several eras, one run each (default: --mode): auto = 2026-07-28 (stateless), "
+                             "legacy = the 2025-11-25 handshake and sessions")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--mix", type=parse_mix, default=parse_mix("create=25,get=35,list=25,query=15"),
+                        help="operation weights (default create=25,get=35,list=25,query=15)")
+    parser.add_argument("--seed", type=int, default=200, help="artifacts stored before the clock starts")
+    parser.add_argument("--embedding-model", default="hash:384", help="hash:384 (default) or default (MiniLM)")
+    parser.add_argument("--drain-seconds", type=float, default=120, help="longest wait for indexing to finish")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes on the one data directory; clients are spread over them")
+    parser.add_argument("--url", nargs="+", help="already running servers' MCP endpoints (then --token is needed)")
+    parser.add_argument("--token", default=os.environ.get("ARTIFACT_MCP_TOKEN"),
+                        help="bearer token for --url (default $ARTIFACT_MCP_TOKEN)")
+    parser.add_argument("--out", default=str(REPO / "bench/results/load.json"))
+    args = parser.parse_args()
+    if args.url and not args.token:
+        parser.error("--url needs --token (or ARTIFACT_MCP_TOKEN)")
+    args.modes = args.modes or [args.mode]
+    sys.exit(anyio.run(main_async, args))
+
+
+if __name__ == "__main__":
+    main()

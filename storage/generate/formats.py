@@ -1,0 +1,20 @@
+"""One document, four formats. Markdown is the source; the stored text (for search) is always the Markdown."""
+
+from __future__ import annotations
+
+from storage.generate.html import render_html
+from storage.generate.markdown import to_markdown
+from storage.generate.models import Document, OutputFormat
+from storage.generate.pdf import render_pdf
+
+
+def render(doc: Document, fmt: OutputFormat) -> tuple[bytes, str]:
+    """(the file's bytes, the Markdown source)."""
+    markdown = to_markdown(doc)
+    if fmt == "markdown":
+        return markdown.encode(), markdown
+    if fmt == "html":
+        return render_html(markdown, doc.title, doc.branding).encode(), markdown
+    if fmt == "json":
+        return doc.model_dump_json(indent=2).encode(), markdown
+    return render_pdf(doc), markdown
