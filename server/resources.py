@@ -100,6 +100,13 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
         runtime.principal_for(ctx.request).check(scope, "read")
         try:
             if sub == "/content":
+                # A resource travels inside one JSON-RPC message (base64 for binaries): big files go by link.
+                meta = await store.get(scope, artifact_id, include_expired=False, max_chars=0)
+                limit = runtime.settings.resource_max_bytes
+                if meta.size_bytes > limit:
+                    raise MCPError(code=INVALID_PARAMS, data={"uri": uri}, message=(
+                        f"{uri} is {meta.size_bytes} bytes, over the {limit}-byte limit for reading as a resource "
+                        "(RESOURCE_MAX_BYTES); download it with get_artifact_download_url instead"))
                 body = await store.read_content(scope, artifact_id)
                 if body.text is not None:
                     contents: Any = TextResourceContents(uri=uri, mime_type=body.mime_type, text=body.text)

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     blob_fsync: bool = True
     sweep_interval_seconds: float = Field(60.0, gt=0)
     gc_interval_seconds: float = Field(3600.0, gt=0)
+    resource_max_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Largest artifact served by resources/read "
+                                    "(inside one JSON-RPC message); bigger ones go by download link.")
     resources_page_size: int = Field(50, ge=1, le=200)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -17,6 +17,12 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import server_env
 from tests.test_stdio import TIMEOUT, open_client, server_command
 
+# A legacy-era `initialize`, for raw HTTP requests.
+INITIALIZE = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -99,3 +105,18 @@ async def mcp_http(port: int, headers: dict[str, str] | None = None, mode: str =
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Server:
+    """A running HTTP server under test, with the tokens made for it."""
+
+    def __init__(self, data_dir: Path, port: int, tokens: dict[str, str]) -> None:
+        self.data_dir, self.port, self.tokens = data_dir, port, tokens
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return (self.data_dir.parent / f"{self.data_dir.name}-stderr.log").read_text()

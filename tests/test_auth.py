@@ -15,29 +15,14 @@ import pytest
 from mcp.client.subscriptions import ResourceUpdated
 
 from tests.conftest import TEST_EMBEDDING
-from tests.support_http import bearer, cli, create_token, mcp_http, serve_http
+from tests.support_http import INITIALIZE, Server, bearer, cli, create_token, mcp_http, serve_http
 from tests.test_stdio import TIMEOUT
 
 pytestmark = pytest.mark.anyio
 
-INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
-
-
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Server:
-    def __init__(self, data_dir: Path, port: int, tokens: dict[str, str]) -> None:
-        self.data_dir, self.port, self.tokens = data_dir, port, tokens
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from storage.index.pipeline import IndexConfig
 from storage.models import FilePatch, NewFileArtifact, Scope
 from storage.sharing import StoreClient, StoreConfig
 from tests.conftest import TEST_EMBEDDING, call, call_error
-from tests.support_http import bearer, cli, create_token, mcp_http, serve_http
+from tests.support_http import Server, bearer, cli, create_token, mcp_http, serve_http
 from tests.test_stdio import TIMEOUT
 
 pytestmark = pytest.mark.anyio
@@ -42,19 +42,6 @@ PAYLOAD = os.urandom(2 * 1024 * 1024 + 12_345)
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Server:
-    def __init__(self, data_dir: Path, port: int, tokens: dict[str, str]) -> None:
-        self.data_dir, self.port, self.tokens = data_dir, port, tokens
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> str:
-        return (self.data_dir.parent / f"{self.data_dir.name}-stderr.log").read_text()
 
 
 def token_id(token: str) -> str:

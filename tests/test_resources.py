@@ -15,6 +15,7 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp.server import MCPServer
 
+from server.app import build_app
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.conftest import call
@@ -334,3 +335,17 @@ async def test_legacy_client_cannot_listen(app_runtime: tuple[MCPServer, Runtime
         with pytest.raises(ListenNotSupportedError):
             async with client.listen(resources_list_changed=True):
                 pass
+
+
+async def test_content_over_the_resource_limit_points_to_a_download_link(settings: Settings) -> None:
+    app, _ = build_app(settings.model_copy(update={"resource_max_bytes": 1000}))
+    async with Client(app) as client:
+        def upload(name: str, data: bytes) -> dict[str, Any]:
+            return {"name": name, "data_base64": base64.b64encode(data).decode()}
+
+        small = await call(client, "upload_artifact", upload("s", b"x" * 1000))
+        big = await call(client, "upload_artifact", upload("b", b"y" * 1001))
+        (contents,) = (await client.read_resource(f"{small['uri']}/content")).contents
+        assert isinstance(contents, types.BlobResourceContents | types.TextResourceContents)
+        with pytest.raises(MCPError, match=r"1001 bytes, over the 1000-byte limit.*get_artifact_download_url"):
+            await client.read_resource(f"{big['uri']}/content")
