@@ -11,6 +11,7 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from storage.errors import Forbidden, InvalidInput, NotFound, TooLarge
 
@@ -19,8 +20,9 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def read_allowed_file(raw_path: str, roots: Sequence[str], max_bytes: int) -> tuple[bytes, str]:
-    """Return (bytes, file name) of `raw_path` if it lies under one of `roots`."""
+def open_allowed_file(raw_path: str, roots: Sequence[str], max_bytes: int) -> tuple[BinaryIO, str]:
+    """Open `raw_path` for reading (binary) if it lies under one of `roots`; returns (file, file name). The caller
+    closes the file and, when it reads it in pieces, enforces `max_bytes` as it reads (the file may grow)."""
     if not roots:
         raise Forbidden(
             "uploading from a server path is disabled: no allowed roots are configured "
@@ -56,17 +58,8 @@ def read_allowed_file(raw_path: str, roots: Sequence[str], max_bytes: int) -> tu
             raise TooLarge(
                 f"file is {st.st_size} bytes, over the {max_bytes}-byte limit (ARTIFACT_MCP_MAX_UPLOAD_BYTES)"
             )
-        chunks = []
-        remaining = max_bytes + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > max_bytes:
-            raise TooLarge(f"file grew past the {max_bytes}-byte limit while being read")
-        return data, os.path.basename(resolved)
-    finally:
+        return os.fdopen(fd, "rb"), os.path.basename(resolved)
+    except BaseException:
         os.close(fd)
+        raise
+

@@ -28,13 +28,14 @@ from storage.models import (
     ListQuery,
     Name,
     NewArtifact,
+    NewFileArtifact,
     Provenance,
     Scope,
     ScopeId,
     Tag,
     UpdateResult,
 )
-from storage.paths import read_allowed_file
+from storage.paths import open_allowed_file
 from storage.service import DEFAULT_MAX_CHARS
 from storage.sharing import StoreClient
 from tools.base import ScopeParams, ToolInput, make_tool, tool_result
@@ -281,22 +282,29 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         if (p.data_base64 is None) == (p.path is None):
             raise InvalidInput("give exactly one of data_base64 (the bytes, base64) or path (a server file)")
         file_name = p.file_name
+        author = _author(backend, ctx, p.created_by)
         if p.data_base64 is not None:
             data = _decode_base64(p.data_base64, backend.max_upload_bytes)
+            name = p.name or file_name
+            if not name:
+                raise InvalidInput("name is required when no file_name is given")
+            await ctx.report_progress(0.5, 1.0, "storing")
+            new = NewArtifact(**_fields(p), name=name, artifact_type=p.artifact_type, status=p.status, data=data,
+                              file_name=file_name, mime_type=p.mime_type, created_by=author)
+            art = await backend.store.create(scope, new)
         else:
+            # A server file goes to the blob store in pieces, never whole in memory.
             assert p.path is not None
-            data, base_name = await anyio.to_thread.run_sync(
-                read_allowed_file, p.path, backend.allowed_roots, backend.max_upload_bytes
+            file, base_name = await anyio.to_thread.run_sync(
+                open_allowed_file, p.path, backend.allowed_roots, backend.max_upload_bytes
             )
-            file_name = file_name or base_name
-        name = p.name or file_name
-        if not name:
-            raise InvalidInput("name is required when no file_name is given")
-        await ctx.report_progress(0.5, 1.0, "storing")
-        new = NewArtifact(**_fields(p), name=name, artifact_type=p.artifact_type, status=p.status, data=data,
-                          file_name=file_name, mime_type=p.mime_type,
-                          created_by=_author(backend, ctx, p.created_by))
-        art = await backend.store.create(scope, new)
+            with file:
+                file_name = file_name or base_name
+                await ctx.report_progress(0.5, 1.0, "storing")
+                new_file = NewFileArtifact(**_fields(p), name=p.name or file_name, artifact_type=p.artifact_type,
+                                           status=p.status, file_name=file_name, mime_type=p.mime_type,
+                                           created_by=author)
+                art = await backend.store.create_from_stream(scope, new_file, file)
         await ctx.report_progress(1.0, 1.0, "stored")
         art = await _await_index(backend, scope, art, p, ctx)
         return tool_result(art, f"Uploaded {_describe(art)}{_index_note(art)}", [art])
