@@ -12,11 +12,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ResourceUpdated
 
 from tests.conftest import TEST_EMBEDDING
 from tests.support_http import INITIALIZE, Server, bearer, cli, create_token, mcp_http, serve_http
-from tests.test_stdio import TIMEOUT
+from tests.test_stdio import TIMEOUT, open_client
 
 pytestmark = pytest.mark.anyio
 
@@ -143,9 +145,6 @@ async def test_notifications_stay_in_scope(server: Server, mode: str) -> None:
 
         for name in ("bob", "reader"):
             async with httpx.AsyncClient(headers=bearer(server.tokens[name]), timeout=TIMEOUT) as http:
-                from mcp.client.streamable_http import streamable_http_client
-
-                from tests.test_stdio import open_client
                 transport = streamable_http_client(f"{server.url}/mcp", http_client=http)
                 async with open_client(transport, "legacy", message_handler=on_message) as client:
                     await client.subscribe_resource(uri)
@@ -188,3 +187,18 @@ def test_revoked_and_expired_tokens_stop_working(server: Server) -> None:
     assert _raw_initialize(server, bearer(short)).status_code == 200
     time.sleep(1.2)
     assert _raw_initialize(server, bearer(short)).status_code == 401
+
+
+async def test_sse_transport_requires_a_token_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = create_token(data, "sse-user", ["acme/research/main"], ["read"])
+    with serve_http(data, "--embedding-model", TEST_EMBEDDING, transport="sse") as port:
+        base = f"http://127.0.0.1:{port}"
+        for path, method in (("/sse", "GET"), ("/messages/?session_id=0", "POST")):
+            response = httpx.request(method, base + path, timeout=TIMEOUT)
+            assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer"), path
+        async with open_client(sse_client(f"{base}/sse", headers=bearer(token)), "legacy") as client:
+            listed = await client.call_tool("list_artifacts", {})
+            assert not listed.is_error and (listed.structured_content or {})["total"] == 0
+            denied = await client.call_tool("create_artifact", {"name": "x", "content": "y"})
+            assert denied.is_error and "needs the 'write' permission" in denied.content[0].text
