@@ -470,17 +470,11 @@ class StoreClient:
     async def wait_generated(self, scope: Scope, artifact_id: str, timeout: float,
                              on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
         """Poll until the generated document is `completed` or `failed` (or `timeout`); report each new state."""
-        last = None
-        with anyio.move_on_after(timeout):
-            while True:
-                art = await self.get(scope, artifact_id, include_expired=True, max_chars=0)
-                if art.status != last and on_progress is not None:
-                    await on_progress(art.status, 1.0 if art.status in ("completed", "failed") else 0.5)
-                last = art.status
-                if art.status in ("completed", "failed"):
-                    return art
-                await anyio.sleep(0.05)
-        return await self.get(scope, artifact_id, include_expired=True, max_chars=0)
+        def state_of(art: Artifact) -> tuple[str, float, bool]:
+            done = art.status in ("completed", "failed")
+            return art.status, 1.0 if done else 0.5, done
+
+        return await self._poll(scope, artifact_id, timeout, state_of, on_progress)
 
     # Large files: the bytes go straight to the blob store (fsspec is shared by every process of the store), in
     # constant memory; only their key, hash and size travel to the owner, which moves them into place and commits
@@ -534,15 +528,25 @@ class StoreClient:
     async def wait_indexed(self, scope: Scope, artifact_id: str, timeout: float,
                            on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
         """Poll until the version is searchable (or indexing gave up, or `timeout`); report each new state."""
+        def state_of(art: Artifact) -> tuple[str, float, bool]:
+            state = "indexed" if art.is_indexed else art.status
+            return state, {"pending": 0.1, "processing": 0.5}.get(state, 1.0), art.is_indexed or art.status == "failed"
+
+        return await self._poll(scope, artifact_id, timeout, state_of, on_progress)
+
+    async def _poll(self, scope: Scope, artifact_id: str, timeout: float,
+                    state_of: Callable[[Artifact], tuple[str, float, bool]],
+                    on_progress: Callable[[str, float], Awaitable[None]] | None) -> Artifact:
+        """Read the artifact until `state_of` says done (or `timeout`), reporting each new (state, fraction)."""
         last = None
         with anyio.move_on_after(timeout):
             while True:
                 art = await self.get(scope, artifact_id, include_expired=True, max_chars=0)
-                state = "indexed" if art.is_indexed else art.status
+                state, fraction, done = state_of(art)
                 if state != last and on_progress is not None:
-                    await on_progress(state, {"pending": 0.1, "processing": 0.5}.get(state, 1.0))
+                    await on_progress(state, fraction)
                 last = state
-                if art.is_indexed or art.status == "failed":
+                if done:
                     return art
                 await anyio.sleep(0.05)
         return await self.get(scope, artifact_id, include_expired=True, max_chars=0)
