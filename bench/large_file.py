@@ -27,7 +27,6 @@ import hashlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,19 +37,13 @@ from typing import Any
 
 import anyio
 import httpx
-from common import log, proc_status, write_report
+from common import free_port, log, proc_status, wait_ready, write_report
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 SCOPE = ("bench", "large", "files")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_file(path: Path, size: int) -> str:
@@ -103,18 +96,8 @@ def start_server(data: Path, port: int, max_bytes: int) -> subprocess.Popen[byte
            "--max-upload-bytes", str(max_bytes)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=(data.parent / "server.log").open("wb"), env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {(data.parent / 'server.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not become ready in 60 s")
+    wait_ready(proc, port, data.parent / "server.log", 60)
+    return proc
 
 
 def create_token(data: Path) -> str:

@@ -35,7 +35,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from typing import Any
 
 import anyio
 import httpx2
-from common import add_server_args, log, pct, proc_status, write_report
+from common import add_server_args, free_port, log, pct, proc_status, wait_ready, write_report
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -201,12 +200,6 @@ def runqueue_wait_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LocalServers:
     """`--processes` x `artifact-mcp serve --transport http` on one fresh data directory (the first owns the
     store, the others forward to it), with one token made by the CLI."""
@@ -248,20 +241,8 @@ class LocalServers:
                 cwd=self.workdir)
             self.procs.append(proc)
             self.ports.append(port)
-            self._wait(proc, port)
+            wait_ready(proc, port, self.workdir / "server.log", 120)
         return token
-
-    def _wait(self, proc: subprocess.Popen[bytes], port: int) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit("server did not start within 120 s")
 
     def stop(self) -> None:
         for proc in reversed(self.procs):  # forwarders first, so no one takes the store over
