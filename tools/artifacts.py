@@ -71,7 +71,7 @@ def _content_value(value: Any) -> Any:
     )
 
 
-def _decode_base64(data: str, limit: int) -> bytes:
+def decode_base64(data: str, limit: int) -> bytes:
     # Reject by size before decoding, so an oversize upload costs nothing.
     approx = len(data) * 3 // 4
     if approx > limit + 3:
@@ -284,7 +284,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         file_name = p.file_name
         author = _author(backend, ctx, p.created_by)
         if p.data_base64 is not None:
-            data = _decode_base64(p.data_base64, backend.max_upload_bytes)
+            data = decode_base64(p.data_base64, backend.max_upload_bytes)
             name = p.name or file_name
             if not name:
                 raise InvalidInput("name is required when no file_name is given")
@@ -317,7 +317,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         scope = backend.authorize(ctx, p, "write")
         if p.content is not None and p.data_base64 is not None:
             raise InvalidInput("give either content or data_base64, not both")
-        data = _decode_base64(p.data_base64, backend.max_upload_bytes) if p.data_base64 is not None else None
+        data = decode_base64(p.data_base64, backend.max_upload_bytes) if p.data_base64 is not None else None
         patch = ArtifactPatch(
             **_fields(p), name=p.name, artifact_type=p.artifact_type, status=p.status, content=p.content,
             data=data, file_name=p.file_name, mime_type=p.mime_type, clear_ttl=p.clear_ttl,

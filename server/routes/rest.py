@@ -57,7 +57,7 @@ from storage.models import (
     Scope,
     UpdateResult,
 )
-from tools.artifacts import VersionList, _decode_base64
+from tools.artifacts import VersionList, decode_base64
 from tools.downloads import DownloadUrl, _native_url
 
 PREFIX = "/v1/orgs/{org_id}/workspaces/{workspace_id}/namespaces/{namespace_id}"
@@ -271,7 +271,7 @@ def rest_router(runtime: Runtime) -> APIRouter:
         if body.content is not None and body.data_base64 is not None:
             raise RequestValidationError([{"type": "value_error", "loc": ("body", "data_base64"), "input": None,
                                            "msg": "give either content or data_base64, not both", "ctx": {}}])
-        data = (_decode_base64(body.data_base64, runtime.settings.max_upload_bytes)
+        data = (decode_base64(body.data_base64, runtime.settings.max_upload_bytes)
                 if body.data_base64 is not None else None)
         patch = _validated(ArtifactPatch, {
             **_fields(body), "name": body.name, "artifact_type": body.artifact_type, "status": body.status,
