@@ -129,9 +129,9 @@ def load_queries(root: Path) -> list[str]:
 def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], args: argparse.Namespace
                   ) -> dict[str, Any]:
     """Create and index artifacts in-process until the catalog holds >= n_chunks chunks."""
-    from storage.index.pipeline import IndexConfig
-    from storage.models import NewArtifact, Scope
-    from storage.sharing import StoreConfig, open_store
+    from artifact_mcp.storage.index.pipeline import IndexConfig
+    from artifact_mcp.storage.models import NewArtifact, Scope
+    from artifact_mcp.storage.sharing import StoreConfig, open_store
 
     rng = random.Random(n_chunks)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -292,11 +292,11 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
 
     Reaches into the store's internals (the search path changes often): a part that no longer exists is
     skipped with a warning rather than failing the benchmark."""
-    from storage.catalog import utcnow
-    from storage.index import filters as sqlfilters
-    from storage.index.pipeline import IndexConfig
-    from storage.models import QueryRequest, Scope
-    from storage.sharing import StoreConfig, open_store
+    from artifact_mcp.storage.catalog import utcnow
+    from artifact_mcp.storage.index import filters as sqlfilters
+    from artifact_mcp.storage.index.pipeline import IndexConfig
+    from artifact_mcp.storage.models import QueryRequest, Scope
+    from artifact_mcp.storage.sharing import StoreConfig, open_store
 
     cfg = StoreConfig(catalog_path=str(data_dir / "catalog.duckdb"), blob_url=(data_dir / "blobs").resolve().as_uri(),
                       memory_limit="2GB", threads=1, index=IndexConfig())  # the server's defaults

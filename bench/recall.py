@@ -144,8 +144,8 @@ async def count_chunks(client: Client) -> tuple[int, int]:
 
 def raw_embedding_rate(corpus: dict[str, dict[str, str]], env: dict[str, str]) -> tuple[float, int, float]:
     """(chunks/s, chunks, seconds) of the embedding model alone on the chunks the pipeline embeds."""
-    from server.settings import Settings
-    from storage.index.pipeline import Indexer
+    from artifact_mcp.server.settings import Settings
+    from artifact_mcp.storage.index.pipeline import Indexer
 
     os.environ.update(env)
     cfg = Settings(_env_file=None).index_config()

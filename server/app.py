@@ -9,16 +9,16 @@ from mcp.server import MCPServer
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
 
-from server.auth.http import FileTokenVerifier
-from server.protocol import install_protocol_handlers
-from server.resources import install_resources
-from server.runtime import Runtime
-from server.settings import Settings
-from server.timings import Timings
-from tools.artifacts import build_artifact_tools
-from tools.downloads import build_download_tools
-from tools.generate import build_generate_tools
-from tools.query import build_query_tools
+from artifact_mcp.server.auth.http import FileTokenVerifier
+from artifact_mcp.server.protocol import install_protocol_handlers
+from artifact_mcp.server.resources import install_resources
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.server.timings import Timings
+from artifact_mcp.tools.artifacts import build_artifact_tools
+from artifact_mcp.tools.download_links import build_download_tools
+from artifact_mcp.tools.generate import build_generate_tools
+from artifact_mcp.tools.query import build_query_tools
 
 INSTRUCTIONS = """\
 Durable memory for artifacts: reports, summaries, transcripts, JSON results, code and files.

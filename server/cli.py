@@ -10,8 +10,8 @@ from typing import Any
 
 import anyio
 
-from server import logs
-from server.settings import Settings
+from artifact_mcp.server import logs
+from artifact_mcp.server.settings import Settings
 
 log = logging.getLogger("artifact_mcp")
 
@@ -115,13 +115,13 @@ async def _until_signal(main: Any) -> None:
 
 
 def serve(settings: Settings) -> None:
-    from server.app import build_app
-    from server.http import http_app
+    from artifact_mcp.server.app import build_app
+    from artifact_mcp.server.http import http_app
 
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)
     if settings.transport == "stdio":
-        from server.stdio import run_stdio
+        from artifact_mcp.server.stdio import run_stdio
 
         anyio.run(_until_signal, lambda: run_stdio(app))
         return
@@ -150,7 +150,7 @@ def serve(settings: Settings) -> None:
 
 
 def gc(settings: Settings) -> None:
-    from storage.sharing import StoreClient
+    from artifact_mcp.storage.sharing import StoreClient
 
     async def run() -> None:
         client = StoreClient(settings.store_config())
@@ -166,9 +166,9 @@ def gc(settings: Settings) -> None:
 
 
 def token(settings: Settings, args: argparse.Namespace) -> None:
-    from server.auth.tokens import TokenFile, token_file_text
-    from storage.errors import StoreError
-    from storage.models import Scope
+    from artifact_mcp.server.auth.tokens import TokenFile, token_file_text
+    from artifact_mcp.storage.errors import StoreError
+    from artifact_mcp.storage.models import Scope
 
     tokens = TokenFile(settings.tokens_path)
     try:

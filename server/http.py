@@ -21,10 +21,10 @@ from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.auth.http import ApiKeyHeader, FileTokenVerifier, Unauthenticated, www_authenticate
-from server.runtime import Runtime
-from server.transport import transport_security
-from storage.errors import StoreError
+from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier, Unauthenticated, www_authenticate
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.transport import transport_security
+from artifact_mcp.storage.errors import StoreError
 
 access_log = logging.getLogger("artifact_mcp.access")
 
@@ -79,7 +79,7 @@ def _mcp_app(app: MCPServer, runtime: Runtime, transport: str) -> Starlette:
 
 def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
     """The whole HTTP server; the store is opened once, in this app's lifespan."""
-    from server.routes.health import health_router
+    from artifact_mcp.server.routes.health import health_router
 
     inner = _mcp_app(app, runtime, transport)
     inner_lifespan = inner.router.lifespan_context
@@ -121,13 +121,13 @@ def _optional_routers(runtime: Runtime) -> list[Any]:
     """Routers of the other HTTP features (download links, REST mirror), each in its own module."""
     routers: list[Any] = []
     try:
-        from server.routes.downloads import downloads_router
+        from artifact_mcp.server.routes.link_downloads import downloads_router
     except ImportError:
         pass
     else:
         routers.append(downloads_router(runtime))
     try:
-        from server.routes.rest import rest_router
+        from artifact_mcp.server.routes.rest import rest_router
     except ImportError:
         pass
     else:

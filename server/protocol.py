@@ -28,11 +28,11 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from storage.errors import Forbidden
-from storage.models import ListQuery
+from artifact_mcp.storage.errors import Forbidden
+from artifact_mcp.storage.models import ListQuery
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from artifact_mcp.server.runtime import Runtime
 
 MAX_COMPLETIONS = 100  # the spec's cap on `completion.values`
 COMPLETION_SCAN = 200  # latest artifacts searched for a matching id (one list page)

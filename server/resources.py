@@ -32,11 +32,11 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from storage.errors import Forbidden, InvalidInput, NotFound
-from storage.models import ListQuery
+from artifact_mcp.storage.errors import Forbidden, InvalidInput, NotFound
+from artifact_mcp.storage.models import ListQuery
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from artifact_mcp.server.runtime import Runtime
 
 _URI = re.compile(r"^artifact://(?P<id>art_[0-9a-f]{32})(?P<sub>/content|/versions)?$")
 

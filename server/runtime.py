@@ -9,14 +9,14 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from starlette.requests import HTTPConnection
 
-from server.auth.http import principal_of
-from server.auth.principal import Permission, Principal, local_principal
-from server.auth.tokens import TokenFile
-from server.notifications import Notifier
-from server.settings import Settings
-from storage.errors import Forbidden, Unavailable
-from storage.models import Scope
-from storage.sharing import StoreClient
+from artifact_mcp.server.auth.http import principal_of
+from artifact_mcp.server.auth.principal import Permission, Principal, local_principal
+from artifact_mcp.server.auth.tokens import TokenFile
+from artifact_mcp.server.notifications import Notifier
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.errors import Forbidden, Unavailable
+from artifact_mcp.storage.models import Scope
+from artifact_mcp.storage.sharing import StoreClient
 
 
 class Runtime:

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.config import IndexConfig, StoreConfig
-from storage.models import Scope, ScopeId
+from artifact_mcp.storage.config import IndexConfig, StoreConfig
+from artifact_mcp.storage.models import Scope, ScopeId
 
 
 def default_data_dir() -> Path:

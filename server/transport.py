@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.transport_security import TransportSecuritySettings
 
-from server.settings import Settings
+from artifact_mcp.server.settings import Settings
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings | None:

@@ -21,8 +21,8 @@ from typing import BinaryIO
 import fsspec
 from fsspec.core import url_to_fs
 
-from storage.errors import InvalidInput, TooLarge
-from storage.models import StagedBlob
+from artifact_mcp.storage.errors import InvalidInput, TooLarge
+from artifact_mcp.storage.models import StagedBlob
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import duckdb
 
-from storage.cursor import Position
-from storage.migrations import MIGRATIONS
-from storage.models import ListQuery, Scope
+from artifact_mcp.storage.cursor import Position
+from artifact_mcp.storage.migrations import MIGRATIONS
+from artifact_mcp.storage.models import ListQuery, Scope
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ class IndexConfig(BaseModel):
 
     @property
     def model_id(self) -> str:
-        from storage.index.embeddings import model_id_for  # loads llama-index: only when the store opens
+        from artifact_mcp.storage.index.embeddings import model_id_for  # loads llama-index: only when the store opens
 
         return model_id_for(self.embedding_model)
 

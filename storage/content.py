@@ -8,7 +8,7 @@ import mimetypes
 
 from pydantic import JsonValue
 
-from storage.models import PREVIEW_CHARS
+from artifact_mcp.storage.models import PREVIEW_CHARS
 
 # Types mimetypes does not know everywhere, or knows wrongly for our purposes.
 _EXTRA_TYPES = {

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from storage.errors import InvalidInput
+from artifact_mcp.storage.errors import InvalidInput
 
 CURSOR_TTL_SECONDS = 24 * 3600
 

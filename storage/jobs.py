@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import duckdb
 
-from storage.models import Job
+from artifact_mcp.storage.models import Job
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.errors import Forbidden, InvalidInput, NotFound, TooLarge
+from artifact_mcp.storage.errors import Forbidden, InvalidInput, NotFound, TooLarge
 
 
 def _inside(path: str, root: str) -> bool:

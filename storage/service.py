@@ -23,11 +23,22 @@ from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from pydantic import JsonValue
 
-from storage import content as contentlib
-from storage.blobs import BlobStore, blob_key
-from storage.catalog import Catalog, to_us, utcnow
-from storage.cursor import CursorCodec, Position, query_digest
-from storage.downloads import (
+from artifact_mcp.storage import content as contentlib
+from artifact_mcp.storage.blobs import BlobStore, blob_key
+from artifact_mcp.storage.catalog import Catalog, to_us, utcnow
+from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
+from artifact_mcp.storage.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from artifact_mcp.storage.generate.engine import GenerationStore
+from artifact_mcp.storage.index import chunking
+from artifact_mcp.storage.index import filters as sqlfilters
+from artifact_mcp.storage.index.embeddings import known_dim
+from artifact_mcp.storage.index.lexical import LexicalIndex
+from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
+from artifact_mcp.storage.index.search import ChunkRow, Ranked, build_context, rank
+from artifact_mcp.storage.index.search_cache import SearchCache
+from artifact_mcp.storage.index.vector_store import DuckDBChunkStore, not_expired
+from artifact_mcp.storage.jobs import INDEX_JOB_TYPES, JobQueue
+from artifact_mcp.storage.links import (
     DENIED,
     MAX_EXPIRES_IN,
     MIN_EXPIRES_IN,
@@ -37,18 +48,7 @@ from storage.downloads import (
     LinkSigner,
     download_file_name,
 )
-from storage.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
-from storage.generate.engine import GenerationStore
-from storage.index import chunking
-from storage.index import filters as sqlfilters
-from storage.index.embeddings import known_dim
-from storage.index.lexical import LexicalIndex
-from storage.index.memory import SearchCache
-from storage.index.pipeline import IndexConfig, Indexer, Prepared
-from storage.index.search import ChunkRow, Ranked, build_context, rank
-from storage.index.vector_store import DuckDBChunkStore, not_expired
-from storage.jobs import INDEX_JOB_TYPES, JobQueue
-from storage.models import (
+from artifact_mcp.storage.models import (
     Artifact,
     ArtifactFields,
     ArtifactPage,

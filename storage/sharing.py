@@ -30,14 +30,14 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
-from storage.blobs import BlobStore
-from storage.catalog import Catalog, utcnow
-from storage.config import StoreConfig
-from storage.downloads import DownloadLink, DownloadTarget
-from storage.errors import ERROR_KINDS, StoreError, Unavailable
-from storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
-from storage.jobs import JobRunner
-from storage.models import (
+from artifact_mcp.storage.blobs import BlobStore
+from artifact_mcp.storage.catalog import Catalog, utcnow
+from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.errors import ERROR_KINDS, StoreError, Unavailable
+from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
+from artifact_mcp.storage.jobs import JobRunner
+from artifact_mcp.storage.links import DownloadLink, DownloadTarget
+from artifact_mcp.storage.models import (
     Artifact,
     ArtifactPage,
     ArtifactPatch,
@@ -56,7 +56,7 @@ from storage.models import (
     Scope,
     UpdateResult,
 )
-from storage.service import DEFAULT_MAX_CHARS, ArtifactStore, new_artifact_id
+from artifact_mcp.storage.service import DEFAULT_MAX_CHARS, ArtifactStore, new_artifact_id
 
 log = logging.getLogger(__name__)
 

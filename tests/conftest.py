@@ -13,9 +13,9 @@ import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
-from server.app import build_app
-from server.runtime import Runtime
-from server.settings import Settings
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # Tests index with the built-in hashing embedding (deterministic, no torch start-up in every server

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.index import chunking
-from storage.index.chunking import ChunkingConfig, ChunkSpan, extract_pdf_text, split
+from artifact_mcp.storage.index import chunking
+from artifact_mcp.storage.index.chunking import ChunkingConfig, ChunkSpan, extract_pdf_text, split
 
 SMALL = ChunkingConfig(chunk_size=100, chunk_overlap=10)
 

@@ -21,12 +21,12 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from mcp import Client
 
-from server.app import build_app
-from server.settings import Settings
-from storage.errors import NotFound, TooLarge
-from storage.index.pipeline import IndexConfig
-from storage.models import FilePatch, NewFileArtifact, Scope
-from storage.sharing import StoreClient, StoreConfig
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.errors import NotFound, TooLarge
+from artifact_mcp.storage.index.pipeline import IndexConfig
+from artifact_mcp.storage.models import FilePatch, NewFileArtifact, Scope
+from artifact_mcp.storage.sharing import StoreClient, StoreConfig
 from tests.conftest import TEST_EMBEDDING, call, call_error
 from tests.support_http import Server, bearer, cli, create_token, mcp_http, serve_http
 from tests.test_stdio import TIMEOUT

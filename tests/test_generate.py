@@ -22,9 +22,9 @@ from mcp.server import MCPServer
 from mcp.types import BlobResourceContents, CreateMessageRequestParams, CreateMessageResult, TextContent
 from pypdf import PdfReader
 
-from server.app import build_app
-from server.runtime import Runtime
-from server.settings import Settings
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
 from tests.conftest import call, call_error
 from tests.support_http import bearer, create_token, mcp_http, serve_http
 from tests.test_stdio import TIMEOUT, open_client, stdio_params

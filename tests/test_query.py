@@ -17,9 +17,9 @@ from mcp import Client
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from server.app import build_app
-from server.settings import Settings
-from storage.index.search import count_tokens
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.index.search import count_tokens
 from tests.conftest import call, call_error, indexed
 
 pytestmark = pytest.mark.anyio

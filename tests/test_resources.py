@@ -15,9 +15,9 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp.server import MCPServer
 
-from server.app import build_app
-from server.runtime import Runtime
-from server.settings import Settings
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
 from tests.conftest import call
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ import pytest
 from mcp import Client
 from pydantic import BaseModel
 
+from artifact_mcp.tools.schema import compact_schema
 from tests.conftest import call
-from tools.schema import compact_schema
 
 pytestmark = pytest.mark.anyio
 

@@ -20,13 +20,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 from mcp import Client, MCPError
 from mcp.server import MCPServer
 
-from server.app import build_app
-from server.runtime import Runtime
-from server.settings import Settings
-from storage.blobs import blob_key
-from storage.catalog import Catalog
-from storage.migrations import MIGRATIONS
-from storage.service import ArtifactStore
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.blobs import blob_key
+from artifact_mcp.storage.catalog import Catalog
+from artifact_mcp.storage.migrations import MIGRATIONS
+from artifact_mcp.storage.service import ArtifactStore
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
-from server.runtime import Runtime
-from server.settings import Settings
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio

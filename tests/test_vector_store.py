@@ -13,10 +13,10 @@ from llama_index.core.vector_stores.types import (
 )
 from mcp import Client
 
-from server.app import build_app
-from server.settings import Settings
-from storage.index.embeddings import build_model
-from storage.index.vector_store import DuckDBChunkStore
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.index.embeddings import build_model
+from artifact_mcp.storage.index.vector_store import DuckDBChunkStore
 from tests.conftest import TEST_EMBEDDING, call
 
 pytestmark = pytest.mark.anyio

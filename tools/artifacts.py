@@ -12,9 +12,9 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
-from server.auth.principal import Permission, Principal
-from storage.errors import InvalidInput, TooLarge
-from storage.models import (
+from artifact_mcp.server.auth.principal import Permission, Principal
+from artifact_mcp.storage.errors import InvalidInput, TooLarge
+from artifact_mcp.storage.models import (
     MAX_NAME_CHARS,
     MAX_TAGS,
     Artifact,
@@ -35,10 +35,10 @@ from storage.models import (
     Tag,
     UpdateResult,
 )
-from storage.paths import open_allowed_file
-from storage.service import DEFAULT_MAX_CHARS
-from storage.sharing import StoreClient
-from tools.base import ScopeParams, ToolInput, make_tool, tool_result
+from artifact_mcp.storage.paths import open_allowed_file
+from artifact_mcp.storage.service import DEFAULT_MAX_CHARS
+from artifact_mcp.storage.sharing import StoreClient
+from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool, tool_result
 
 
 class Backend(Protocol):

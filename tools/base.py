@@ -19,9 +19,9 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from storage.errors import StoreError
-from storage.models import Artifact, Scope, ScopeId
-from tools.schema import compact_schema
+from artifact_mcp.storage.errors import StoreError
+from artifact_mcp.storage.models import Artifact, Scope, ScopeId
+from artifact_mcp.tools.schema import compact_schema
 
 
 class ToolInput(ArgModelBase):

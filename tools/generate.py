@@ -31,16 +31,16 @@ from mcp.types import (
 from mcp_types.version import is_version_at_least
 from pydantic import Field
 
-from storage.errors import StoreError
-from storage.generate.compose import prompt
-from storage.generate.models import (
+from artifact_mcp.storage.errors import StoreError
+from artifact_mcp.storage.generate.compose import prompt
+from artifact_mcp.storage.generate.models import (
     Draft,
     GenerateOptions,
     GenerateRequest,
     GenerateResult,
 )
-from tools.artifacts import Backend, _author
-from tools.base import ScopeParams, ToolInput, make_tool, tool_result
+from artifact_mcp.tools.artifacts import Backend, _author
+from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool, tool_result
 
 log = logging.getLogger(__name__)
 

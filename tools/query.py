@@ -7,9 +7,9 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field
 
-from storage.models import ArtifactId, JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
-from tools.artifacts import Backend
-from tools.base import ScopeParams, ToolInput, make_tool
+from artifact_mcp.storage.models import ArtifactId, JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
+from artifact_mcp.tools.artifacts import Backend
+from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool
 
 
 class QueryArtifactsInput(ToolInput, ScopeParams, QueryRequest):

@@ -9,8 +9,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.auth.principal import Principal
-from server.auth.tokens import TokenFile
+from artifact_mcp.server.auth.principal import Principal
+from artifact_mcp.server.auth.tokens import TokenFile
 
 CLAIM = "artifact_mcp_principal"
 

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from storage.errors import Forbidden, InvalidInput
-from storage.models import Scope
+from artifact_mcp.storage.errors import Forbidden, InvalidInput
+from artifact_mcp.storage.models import Scope
 
 Permission = Literal["read", "write", "admin"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "admin")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from server.auth.principal import Permission, Principal, ScopeGrant
-from storage.errors import InvalidInput, NotFound
-from storage.models import Scope
+from artifact_mcp.server.auth.principal import Permission, Principal, ScopeGrant
+from artifact_mcp.storage.errors import InvalidInput, NotFound
+from artifact_mcp.storage.models import Scope
 
 PREFIX = "amcp_"
 

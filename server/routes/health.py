@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from server.runtime import Runtime
+from artifact_mcp.server.runtime import Runtime
 
 
 def health_router(runtime: Runtime) -> APIRouter:

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
-from server.auth.http import Unauthenticated, principal_of
-from server.auth.principal import Permission, Principal
-from server.routes.rest_models import (
+from artifact_mcp.server.auth.http import Unauthenticated, principal_of
+from artifact_mcp.server.auth.principal import Permission, Principal
+from artifact_mcp.server.routes.rest_models import (
     CreateBody,
     DeleteParams,
     DownloadUrlParams,
@@ -35,10 +35,10 @@ from server.routes.rest_models import (
     UpdateBody,
     UploadForm,
 )
-from server.runtime import Runtime
-from storage.errors import TooLarge
-from storage.generate.models import IDEMPOTENCY_KEY_PATTERN, GenerateRequest, GenerateResult
-from storage.models import (
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.storage.errors import TooLarge
+from artifact_mcp.storage.generate.models import IDEMPOTENCY_KEY_PATTERN, GenerateRequest, GenerateResult
+from artifact_mcp.storage.models import (
     ARTIFACT_ID_PATTERN,
     ID_PATTERN,
     Artifact,
@@ -57,8 +57,8 @@ from storage.models import (
     Scope,
     UpdateResult,
 )
-from tools.artifacts import VersionList, decode_base64
-from tools.downloads import DownloadUrl, _native_url
+from artifact_mcp.tools.artifacts import VersionList, decode_base64
+from artifact_mcp.tools.download_links import DownloadUrl, _native_url
 
 PREFIX = "/v1/orgs/{org_id}/workspaces/{workspace_id}/namespaces/{namespace_id}"
 # Multipart framing and the descriptive form fields on top of the file itself.

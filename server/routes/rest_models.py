@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import UploadFile
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, JsonValue, create_model, field_validator
 
-from storage.models import MAX_KEYWORDS, MAX_TAGS, ArtifactType, Keyword, Tag
-from tools.artifacts import (
+from artifact_mcp.storage.models import MAX_KEYWORDS, MAX_TAGS, ArtifactType, Keyword, Tag
+from artifact_mcp.tools.artifacts import (
     CreateArtifactInput,
     DeleteArtifactInput,
     GetArtifactInput,
@@ -22,10 +22,10 @@ from tools.artifacts import (
     UpdateArtifactInput,
     UploadArtifactInput,
 )
-from tools.base import ScopeParams
-from tools.downloads import GetDownloadUrlInput
-from tools.generate import GenerateArtifactInput
-from tools.query import PromoteArtifactInput, QueryArtifactsInput
+from artifact_mcp.tools.base import ScopeParams
+from artifact_mcp.tools.download_links import GetDownloadUrlInput
+from artifact_mcp.tools.generate import GenerateArtifactInput
+from artifact_mcp.tools.query import PromoteArtifactInput, QueryArtifactsInput
 
 SCOPE_FIELDS = frozenset(ScopeParams.model_fields)
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from markdown_it import MarkdownIt
 
-from storage.generate import extractive
-from storage.generate.models import (
+from artifact_mcp.storage.generate import extractive
+from artifact_mcp.storage.generate.models import (
     Block,
     Citation,
     Document,

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from storage import content as contentlib
-from storage.catalog import utcnow
-from storage.errors import Conflict, InvalidInput
-from storage.generate.compose import compose, default_title
-from storage.generate.formats import render
-from storage.generate.models import (
+from artifact_mcp.storage import content as contentlib
+from artifact_mcp.storage.catalog import utcnow
+from artifact_mcp.storage.errors import Conflict, InvalidInput
+from artifact_mcp.storage.generate.compose import compose, default_title
+from artifact_mcp.storage.generate.formats import render
+from artifact_mcp.storage.generate.models import (
     FORMAT_MIME,
     IDEMPOTENCY_TTL_SECONDS,
     MAX_THREAD_ARTIFACTS,
@@ -34,13 +34,13 @@ from storage.generate.models import (
     MaterialItem,
     Writer,
 )
-from storage.index import chunking
-from storage.jobs import GENERATE_JOB_TYPES, JobQueue
-from storage.models import Artifact, ChangeEvent, QueryRequest, Scope
+from artifact_mcp.storage.index import chunking
+from artifact_mcp.storage.jobs import GENERATE_JOB_TYPES, JobQueue
+from artifact_mcp.storage.models import Artifact, ChangeEvent, QueryRequest, Scope
 
 if TYPE_CHECKING:
-    from storage.blobs import BlobStore
-    from storage.catalog import Catalog
+    from artifact_mcp.storage.blobs import BlobStore
+    from artifact_mcp.storage.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from storage.generate.html import render_html
-from storage.generate.markdown import to_markdown
-from storage.generate.models import Document, OutputFormat
-from storage.generate.pdf import render_pdf
+from artifact_mcp.storage.generate.html import render_html
+from artifact_mcp.storage.generate.markdown import to_markdown
+from artifact_mcp.storage.generate.models import Document, OutputFormat
+from artifact_mcp.storage.generate.pdf import render_pdf
 
 
 def render(doc: Document, fmt: OutputFormat) -> tuple[bytes, str]:

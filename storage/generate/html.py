@@ -7,7 +7,7 @@ from html import escape
 
 from markdown_it import MarkdownIt
 
-from storage.generate.models import Branding
+from artifact_mcp.storage.generate.models import Branding
 
 BRANDS: dict[str, dict[str, str]] = {
     "light": {"bg": "#ffffff", "fg": "#1f2328", "accent": "#0b5cad", "muted": "#59636e", "code": "#f3f4f6",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from storage.generate.compose import cite
-from storage.generate.models import Block, Document
+from artifact_mcp.storage.generate.compose import cite
+from artifact_mcp.storage.generate.models import Block, Document
 
 _KIND_LABEL = {"client_model": "written by the client's model", "extractive": "extractive summary",
                "verbatim": "transcript"}

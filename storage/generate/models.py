@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from storage.models import (
+from artifact_mcp.storage.models import (
     ARTIFACT_ID_PATTERN,
     MAX_NAME_CHARS,
     MAX_QUERY_CHARS,

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from fpdf import FPDF
 
-from storage.generate.models import Block, Document
+from artifact_mcp.storage.generate.models import Block, Document
 
 # fpdf2 subsets fonts with fontTools, which logs every table it touches at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import duckdb
 
-from storage.index.tokenize import tokens
+from artifact_mcp.storage.index.tokenize import tokens
 
 
 @lru_cache(maxsize=500_000)

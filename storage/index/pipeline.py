@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from storage.config import IndexConfig
-from storage.index import chunking
-from storage.index.embeddings import EmbeddingModel, shared_model
-from storage.index.lexical import hashed_counts
+from artifact_mcp.storage.config import IndexConfig
+from artifact_mcp.storage.index import chunking
+from artifact_mcp.storage.index.embeddings import EmbeddingModel, shared_model
+from artifact_mcp.storage.index.lexical import hashed_counts
 
 
 @dataclass

@@ -8,8 +8,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from storage.index.memory import ArtifactScores
-from storage.index.pipeline import IndexConfig
+from artifact_mcp.storage.index.pipeline import IndexConfig
+from artifact_mcp.storage.index.search_cache import ArtifactScores
 
 
 @dataclass(frozen=True, slots=True)

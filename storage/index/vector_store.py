@@ -23,7 +23,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from storage.index import filters as sqlfilters
+from artifact_mcp.storage.index import filters as sqlfilters
 
 # Columns copied from node metadata (the indexer sets them from the artifact row).
 META_COLUMNS = (

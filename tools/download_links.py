@@ -12,12 +12,12 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from server.settings import Settings
-from storage.downloads import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, DownloadLink
-from storage.errors import InvalidInput
-from storage.models import ArtifactId
-from tools.artifacts import Backend
-from tools.base import ScopeParams, ToolInput, make_tool, tool_result
+from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.errors import InvalidInput
+from artifact_mcp.storage.links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, DownloadLink
+from artifact_mcp.storage.models import ArtifactId
+from artifact_mcp.tools.artifacts import Backend
+from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool, tool_result
 
 
 class DownloadBackend(Backend, Protocol):

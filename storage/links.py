@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from storage.errors import Forbidden
-from storage.models import Scope
+from artifact_mcp.storage.errors import Forbidden
+from artifact_mcp.storage.models import Scope
 
 MIN_EXPIRES_IN = 60
 MAX_EXPIRES_IN = 86_400

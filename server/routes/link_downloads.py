@@ -20,11 +20,11 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from server.runtime import Runtime
-from storage.blobs import STREAM_CHUNK_BYTES
-from storage.content import is_text_mime
-from storage.downloads import DENIED, DownloadTarget
-from storage.errors import Forbidden
+from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.storage.blobs import STREAM_CHUNK_BYTES
+from artifact_mcp.storage.content import is_text_mime
+from artifact_mcp.storage.errors import Forbidden
+from artifact_mcp.storage.links import DENIED, DownloadTarget
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
