@@ -25,7 +25,7 @@ from mcp.server.subscriptions import ListenHandler, ResourcesListChanged, Resour
 from mcp_types import SubscriptionsListenRequestParams, SubscriptionsListenResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from artifact_mcp.server.auth.principal import Principal
+from artifact_mcp.storage.access import Principal
 from artifact_mcp.storage.models import ChangeEvent, Scope
 
 log = logging.getLogger(__name__)

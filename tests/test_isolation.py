@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from artifact_mcp.server.auth.principal import Principal
+from artifact_mcp.storage.access import Principal
 from artifact_mcp.storage.models import Scope
 from tests.conftest import TEST_EMBEDDING
 from tests.support_http import bearer, create_token, mcp_http, serve_http

@@ -12,7 +12,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
-from artifact_mcp.server.auth.principal import Permission, Principal
+from artifact_mcp.storage.access import Permission, Principal
 from artifact_mcp.storage.errors import InvalidInput, TooLarge
 from artifact_mcp.storage.models import (
     MAX_NAME_CHARS,

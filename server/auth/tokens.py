@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from artifact_mcp.server.auth.principal import Permission, Principal, ScopeGrant
+from artifact_mcp.storage.access import Permission, Principal, ScopeGrant
 from artifact_mcp.storage.errors import InvalidInput, NotFound
 from artifact_mcp.storage.models import Scope
 

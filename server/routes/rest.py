@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
 from artifact_mcp.server.auth.http import Unauthenticated, principal_of
-from artifact_mcp.server.auth.principal import Permission, Principal
+from artifact_mcp.storage.access import Permission, Principal
 from artifact_mcp.server.routes.rest_models import (
     CreateBody,
     DeleteParams,
