@@ -683,7 +683,7 @@ class ArtifactStore(GenerationStore):
             return row["content_text"], None
         if (row["has_file"] and row["mime_type"].split(";")[0].strip() == "application/pdf"
                 and row["size_bytes"] <= contentlib.MAX_PDF_EXTRACT_BYTES):
-            text = chunking.extract_pdf_text(self.blobs.get(row["blob_key"]))
+            text = contentlib.extract_pdf_text(self.blobs.get(row["blob_key"]))
             return text, text
         return None, None
 

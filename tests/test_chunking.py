@@ -16,8 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from artifact_mcp.storage.index import chunking
-from artifact_mcp.storage.index.chunking import ChunkingConfig, ChunkSpan, extract_pdf_text, split
+from artifact_mcp.storage.content import extract_pdf_text
+from artifact_mcp.storage.index.chunking import ChunkingConfig, ChunkSpan, split
+from artifact_mcp.storage.index.chunking.code import code_splitter
+from artifact_mcp.storage.index.chunking.kinds import kind_of
+from artifact_mcp.storage.index.chunking.packing import tokenizer
+from artifact_mcp.storage.index.chunking.prose import sentence_splitter
 
 SMALL = ChunkingConfig(chunk_size=100, chunk_overlap=10)
 
@@ -101,8 +105,8 @@ def test_short_text_is_one_exact_chunk() -> None:
 
 
 def test_parsers_are_built_once_per_config() -> None:
-    assert chunking._sentence_splitter(SMALL) is chunking._sentence_splitter(ChunkingConfig(100, 10))
-    assert chunking._code_splitter("python", SMALL) is chunking._code_splitter("python", SMALL)
+    assert sentence_splitter(SMALL) is sentence_splitter(ChunkingConfig(100, 10))
+    assert code_splitter("python", SMALL) is code_splitter("python", SMALL)
 
 
 # --- plain text -----------------------------------------------------------------------------------------
@@ -117,7 +121,7 @@ def test_long_plain_text_splits_with_overlap_and_loses_no_word() -> None:
     assert all(span.text == own(source, span) for span in spans)  # plain text carries no context
     assert any(b.start < a.end for a, b in itertools.pairwise(spans)), "expected overlapping chunks"
     for span in spans:
-        assert len(chunking._tokenizer()(span.text)) <= config.chunk_size
+        assert len(tokenizer()(span.text)) <= config.chunk_size
     for word in re.finditer(r"\S+", source):
         assert any(s.start <= word.start() and word.end() <= s.end for s in spans), word.group()
 
@@ -257,8 +261,8 @@ def test_oversized_string_literal_is_cut_between_words() -> None:
     ],
 )
 def test_code_grammars_load_offline_and_keep_identifiers_whole(file_name: str, source: str) -> None:
-    language = chunking._kind("text/plain", file_name).partition(":")[2]
-    assert chunking._code_splitter(language, ChunkingConfig(40, 0)) is not None, f"no grammar for {language}"
+    language = kind_of("text/plain", file_name).partition(":")[2]
+    assert code_splitter(language, ChunkingConfig(40, 0)) is not None, f"no grammar for {language}"
     text = "\n".join(source.format(name=f"function_number_{i}", i=i) for i in range(30))
     spans = split(text, "text/plain", file_name=file_name, config=ChunkingConfig(40, 0))
     assert len(spans) > 3

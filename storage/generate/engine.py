@@ -34,7 +34,6 @@ from artifact_mcp.storage.generate.models import (
     MaterialItem,
     Writer,
 )
-from artifact_mcp.storage.index import chunking
 from artifact_mcp.storage.jobs import GENERATE_JOB_TYPES, JobQueue
 from artifact_mcp.storage.models import Artifact, ChangeEvent, QueryRequest, Scope
 
@@ -265,7 +264,7 @@ class GenerationStore:
             text = row["content_text"]
             if text is None and row["has_file"] and row["mime_type"].split(";")[0].strip() == "application/pdf":
                 try:
-                    text = chunking.extract_pdf_text(self.blobs.get(row["blob_key"]))
+                    text = contentlib.extract_pdf_text(self.blobs.get(row["blob_key"]))
                 except ValueError as exc:
                     log.info("material %s: %s", artifact_id, exc)
             text = text or ""

@@ -1,14 +1,8 @@
-"""Mime type detection, text extraction and previews."""
+"""Mime type detection: the declared type, else magic bytes, else the file name, else text vs binary."""
 
 from __future__ import annotations
 
-import codecs
-import json
 import mimetypes
-
-from pydantic import JsonValue
-
-from artifact_mcp.storage.models import PREVIEW_CHARS
 
 # Types mimetypes does not know everywhere, or knows wrongly for our purposes.
 _EXTRA_TYPES = {
@@ -96,46 +90,4 @@ def detect_mime(data: bytes, file_name: str | None, declared: str | None) -> str
     return "text/plain" if decode_text(data) is not None else "application/octet-stream"
 
 
-# Text of a streamed (large) file is extracted from at most its first bytes: enough to read and search a large log
-# or CSV by its beginning, without holding a gigabyte in memory. Smaller files sent inline are read whole.
-MAX_STREAM_TEXT_BYTES = 16 * 1024 * 1024
-# Larger PDFs are not parsed (the parser holds the whole file): they are indexed by their descriptive fields.
-MAX_PDF_EXTRACT_BYTES = 64 * 1024 * 1024
-SNIFF_BYTES = 8192
-
-
-def text_of_prefix(head: bytes, mime: str, complete: bool) -> str | None:
-    """`text_for` of a file's first bytes; when they are not the whole file (`complete` false), a UTF-8 sequence
-    cut at the end is dropped instead of making the text undecodable."""
-    if complete or not is_text_mime(mime) or b"\x00" in head[:8192]:
-        return text_for(head, mime)
-    try:
-        return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return None
-
-
-def text_for(data: bytes, mime: str) -> str | None:
-    """Extracted text for text-like types; None for binary ones."""
-    if not is_text_mime(mime):
-        return None
-    return decode_text(data)
-
-
-def content_to_text(content: JsonValue) -> tuple[str, str, str]:
-    """(kind, text, default mime) for JSON content: strings are stored as text, the rest as JSON."""
-    if isinstance(content, str):
-        return "text", content, "text/plain"
-    return "json", json.dumps(content, ensure_ascii=False, indent=2), "application/json"
-
-
-def text_to_content(kind: str, text: str | None) -> JsonValue:
-    if text is None:
-        return None
-    return json.loads(text) if kind == "json" else text
-
-
-def preview(text: str | None) -> str | None:
-    if text is None:
-        return None
-    return text[:PREVIEW_CHARS]
+SNIFF_BYTES = 8192  # how much of a file detect_mime() is given
