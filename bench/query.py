@@ -131,7 +131,7 @@ def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], ar
     """Create and index artifacts in-process until the catalog holds >= n_chunks chunks."""
     from artifact_mcp.storage.index.pipeline import IndexConfig
     from artifact_mcp.storage.models import NewArtifact, Scope
-    from artifact_mcp.storage.sharing import StoreConfig, open_store
+    from artifact_mcp.storage.ownership.client import StoreConfig, open_store
 
     rng = random.Random(n_chunks)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -185,8 +185,8 @@ def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], ar
     not_indexed = con.execute("SELECT count(*) FROM artifacts WHERE is_latest AND NOT is_indexed").fetchone()[0]  # type: ignore[index]
     assert not_indexed == 0, not_indexed
     # Relabel: the server runs the default model and must not re-index (same dimension, see the docstring).
-    with store.catalog.transaction():
-        store.catalog.set_setting("embedding_model_id", DEFAULT_MODEL_ID)
+    with store.db.transaction():
+        store.db.settings.set("embedding_model_id", DEFAULT_MODEL_ID)
         con.execute("UPDATE artifacts SET embedding_model_id = ? WHERE embedding_model_id IS NOT NULL",
                     [DEFAULT_MODEL_ID])
     con.execute("CHECKPOINT")
@@ -292,11 +292,13 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
 
     Reaches into the store's internals (the search path changes often): a part that no longer exists is
     skipped with a warning rather than failing the benchmark."""
-    from artifact_mcp.storage.catalog import utcnow
-    from artifact_mcp.storage.index import filters as sqlfilters
+    from artifact_mcp.storage.clock import utcnow
+    from artifact_mcp.storage.index import lexical
     from artifact_mcp.storage.index.pipeline import IndexConfig
     from artifact_mcp.storage.models import QueryRequest, Scope
-    from artifact_mcp.storage.sharing import StoreConfig, open_store
+    from artifact_mcp.storage.ownership.client import StoreConfig, open_store
+    from artifact_mcp.storage.repositories.duckdb import filters as sqlfilters
+    from artifact_mcp.storage.services.recall import query_filters
 
     cfg = StoreConfig(catalog_path=str(data_dir / "catalog.duckdb"), blob_url=(data_dir / "blobs").resolve().as_uri(),
                       memory_limit="2GB", threads=1, index=IndexConfig())  # the server's defaults
@@ -327,9 +329,9 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
         def loop() -> None:
             for q in sample:
                 req = QueryRequest(query=q, top_k=args.top_k, max_context_tokens=args.max_context_tokens)
-                where, params = sqlfilters.to_sql(store._query_filters(scope, req, utcnow()))
+                where, params = sqlfilters.to_sql(query_filters(scope, req, utcnow()))
                 vector = part("embed_query", store.indexer.embed_query, q)
-                terms = part("query_terms", lambda q=q: store.lexical.query_terms(q))
+                terms = part("query_terms", lambda q=q: lexical.query_terms(q))
                 seqs = part("eligible_sql", lambda w=where, p=params: store.con.execute(
                     f"SELECT seq FROM chunks WHERE {w}", p).fetchnumpy()["seq"])
                 if seqs is not None:
@@ -350,7 +352,7 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
                             ids = [artifact_of(x.segment) for x in top]
                             hit_seqs = [seq_of(x.best_row) for x in top]
                             if ids:
-                                part("hits_catalog_rows", lambda i=ids: store.catalog.get_many(i, utcnow()))
+                                part("hits_catalog_rows", lambda i=ids: store.db.artifacts.get_many(i, utcnow()))
                             if hit_seqs:
                                 part("hits_chunks_sql", lambda h=hit_seqs: store.con.execute(
                                     "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection "

@@ -150,7 +150,7 @@ def serve(settings: Settings) -> None:
 
 
 def gc(settings: Settings) -> None:
-    from artifact_mcp.storage.sharing import StoreClient
+    from artifact_mcp.storage.ownership.client import StoreClient
 
     async def run() -> None:
         client = StoreClient(settings.store_config())

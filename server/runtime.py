@@ -16,7 +16,7 @@ from artifact_mcp.server.notifications import Notifier
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.errors import Forbidden, Unavailable
 from artifact_mcp.storage.models import Scope
-from artifact_mcp.storage.sharing import StoreClient
+from artifact_mcp.storage.ownership.client import StoreClient
 
 
 class Runtime:

@@ -52,7 +52,7 @@ class World:
         store = self.runtime.store.store
         assert store is not None
         with store._lock:
-            rows = store.catalog.con.execute(
+            rows = store.con.execute(
                 "SELECT artifact_id, version, is_latest, name, tags, updated_at, sha256 FROM artifacts "
                 "ORDER BY artifact_id"
             ).fetchall()

@@ -26,7 +26,7 @@ from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.errors import NotFound, TooLarge
 from artifact_mcp.storage.index.pipeline import IndexConfig
 from artifact_mcp.storage.models import FilePatch, NewFileArtifact, Scope
-from artifact_mcp.storage.sharing import StoreClient, StoreConfig
+from artifact_mcp.storage.ownership.client import StoreClient, StoreConfig
 from tests.conftest import TEST_EMBEDDING, call, call_error
 from tests.support_http import Server, bearer, cli, create_token, mcp_http, serve_http
 from tests.test_stdio import TIMEOUT

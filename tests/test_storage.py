@@ -24,9 +24,9 @@ from artifact_mcp.server.app import build_app
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.blobs import blob_key
-from artifact_mcp.storage.catalog import Catalog
-from artifact_mcp.storage.migrations import MIGRATIONS
-from artifact_mcp.storage.service import ArtifactStore
+from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
+from artifact_mcp.storage.repositories.duckdb.migrations import MIGRATIONS
+from artifact_mcp.storage.store import ArtifactStore
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio
@@ -225,12 +225,12 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
         assert [a["artifact_id"] for a in nxt["artifacts"]] == [v2["artifact_id"]]
         assert nxt["has_more"] is False
 
-    catalog = Catalog(catalog_path)
+    catalog = DuckDBRepositories(catalog_path)
     try:
         assert catalog.schema_version() == MIGRATIONS[-1][0]
         rows = catalog.con.execute("SELECT count(*) FROM schema_migrations").fetchone()
         assert rows == (len(MIGRATIONS),)  # re-opening does not re-apply migrations
-        assert catalog.count() == 3
+        assert catalog.artifacts.count() == 3
     finally:
         catalog.close()
 

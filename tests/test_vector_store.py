@@ -16,7 +16,7 @@ from mcp import Client
 from artifact_mcp.server.app import build_app
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.index.embeddings import build_model
-from artifact_mcp.storage.index.vector_store import DuckDBChunkStore
+from artifact_mcp.storage.repositories.duckdb.chunks import DuckDBChunkStore
 from tests.conftest import TEST_EMBEDDING, call
 
 pytestmark = pytest.mark.anyio

@@ -35,9 +35,9 @@ from artifact_mcp.storage.models import (
     Tag,
     UpdateResult,
 )
+from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.paths import open_allowed_file
-from artifact_mcp.storage.service import DEFAULT_MAX_CHARS
-from artifact_mcp.storage.sharing import StoreClient
+from artifact_mcp.storage.services.reads import DEFAULT_MAX_CHARS
 from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool, tool_result
 
 

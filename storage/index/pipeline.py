@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from artifact_mcp.storage.config import IndexConfig
 from artifact_mcp.storage.index import chunking
 from artifact_mcp.storage.index.embeddings import EmbeddingModel, shared_model
 from artifact_mcp.storage.index.lexical import hashed_counts
+from artifact_mcp.storage.repositories.rows import ArtifactRow
 
 
 @dataclass
@@ -40,10 +40,10 @@ class Prepared:
     error: str | None = None
 
 
-def _header(row: dict[str, Any]) -> str:
+def _header(row: ArtifactRow) -> str:
     """Descriptive fields that make a file with no text (an image, a zip) findable by what the agent said."""
-    parts = [row.get("name") or "", row.get("description") or "", row.get("summary") or ""]
-    parts += list(row.get("keywords") or []) + list(row.get("tags") or [])
+    parts = [row.name or "", row.description or "", row.summary or ""]
+    parts += list(row.keywords or []) + list(row.tags or [])
     return "\n".join(p for p in parts if p)
 
 
@@ -68,10 +68,10 @@ class Indexer:
     def model_id(self) -> str:
         return self.config.model_id
 
-    def prepare(self, row: dict[str, Any], text: str | None) -> list[PreparedChunk]:
+    def prepare(self, row: ArtifactRow, text: str | None) -> list[PreparedChunk]:
         """Chunks of one version's text (or a single descriptive chunk for a file without text)."""
-        name = row.get("name") or ""
-        spans = chunking.split(text, row["mime_type"], row.get("file_name"), self.chunking) if text else []
+        name = row.name or ""
+        spans = chunking.split(text, row.mime_type, row.file_name, self.chunking) if text else []
         out: list[PreparedChunk] = []
         if not spans:
             header = _header(row)

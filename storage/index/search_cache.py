@@ -26,9 +26,12 @@ import logging
 import math
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
+
+if TYPE_CHECKING:
+    from artifact_mcp.storage.repositories.protocols import ChunkRepository, PostingRepository
 
 log = logging.getLogger(__name__)
 
@@ -135,29 +138,20 @@ class SearchCache:
         if self._removed > max(10_000, self._n // 2):
             self.loaded = False
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+    def load(self, chunks: ChunkRepository, postings: PostingRepository) -> None:
         self._reset()
-        count = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-        self._grow(count)
-        # In slices, so the temporary Python objects of a million vectors never exist at once.
-        offset, last = 0, -1
-        while True:
-            batch = con.execute(
-                "SELECT seq, n_terms, artifact_id, embedding FROM chunks WHERE seq > ? ORDER BY seq LIMIT 20000",
-                [last],
-            ).fetchnumpy()
+        self._grow(chunks.count())
+        offset = 0
+        for batch in chunks.embedding_batches():
             n = len(batch["seq"])
-            if n == 0:
-                break
             self._grow(n)
             self._seqs[offset:offset + n] = batch["seq"]
             self._lengths[offset:offset + n] = batch["n_terms"]
             self._art[offset:offset + n] = [self._ordinal(a) for a in batch["artifact_id"]]
             self._vectors[offset:offset + n] = np.stack(batch["embedding"]).astype(np.float32)
             offset += n
-            last = int(batch["seq"][-1])
         self._n = offset
-        post = con.execute("SELECT term, seq, tf FROM postings ORDER BY term, seq").fetchnumpy()
+        post = postings.all()
         if len(post["term"]) and self._n:
             rows = np.minimum(np.searchsorted(self._seqs[: self._n], post["seq"]), self._n - 1)
             valid = self._seqs[rows] == post["seq"]

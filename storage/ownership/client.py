@@ -1,13 +1,14 @@
-"""Several processes, one store.
+"""Several processes, one store: `StoreClient`, the async facade the server uses.
 
 DuckDB lets one process write a database file. Every `artifact-mcp serve` on the same data directory
 builds a `StoreClient`: the first to take `store.lock` opens the store and serves it on a local Unix
-socket; the others forward every call over that socket. When the owner exits, its lock is released
-and its socket closes; the forwarders race for the lock, one becomes the new owner and the rest
-reconnect to it. Calls made meanwhile wait for the new owner instead of failing.
+socket; the others forward every call over that socket (storage/ownership/rpc.py). When the owner exits, its
+lock is released and its socket closes; the forwarders race for the lock, one becomes the new owner and the
+rest reconnect to it. Calls made meanwhile wait for the new owner instead of failing.
 
-Frames on the socket: one JSON header line, then `len` bytes of JSON body (pydantic-encoded, so
-bytes travel as base64). Owner -> forwarder frames are either a response (`id`) or a change event.
+The client's store methods are derived from the operation registry (storage/ownership/registry.py): one async
+method per public `@operation` of `ArtifactStore`, same name, same parameters (less a pre-chosen id the client
+fills in), the operation's result type. Only what is more than forwarding one call is written here.
 """
 
 from __future__ import annotations
@@ -15,106 +16,32 @@ from __future__ import annotations
 import fcntl
 import inspect
 import itertools
-import json
 import logging
 import os
-import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
-from datetime import datetime
 from functools import partial
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
-from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from artifact_mcp.storage.blobs import BlobStore
-from artifact_mcp.storage.catalog import Catalog, utcnow
 from artifact_mcp.storage.config import StoreConfig
 from artifact_mcp.storage.errors import ERROR_KINDS, StoreError, Unavailable
-from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
-from artifact_mcp.storage.jobs import JobRunner
-from artifact_mcp.storage.links import DownloadLink, DownloadTarget
-from artifact_mcp.storage.models import (
-    Artifact,
-    ArtifactPage,
-    ArtifactPatch,
-    ChangeEvent,
-    ContentBody,
-    DeleteResult,
-    FilePatch,
-    JobList,
-    ListQuery,
-    NewArtifact,
-    NewFileArtifact,
-    PromoteRequest,
-    PromoteResult,
-    QueryRequest,
-    QueryResult,
-    Scope,
-    UpdateResult,
-)
-from artifact_mcp.storage.service import DEFAULT_MAX_CHARS, ArtifactStore, new_artifact_id
+from artifact_mcp.storage.ids import new_artifact_id
+from artifact_mcp.storage.models import Artifact, ChangeEvent, FilePatch, NewFileArtifact, Scope, UpdateResult
+from artifact_mcp.storage.ownership import rpc
+from artifact_mcp.storage.ownership.registry import OPERATIONS, Operation
+from artifact_mcp.storage.ownership.workers import OwnerWorkers
+from artifact_mcp.storage.store import ArtifactStore, open_store
+
+__all__ = ["StoreClient", "StoreConfig", "open_store"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[ChangeEvent], Awaitable[None]]
-_MAX_HEADER = 64 * 1024
-_RETURNS: dict[str, Any] = {
-    "create": Artifact, "get": Artifact, "list": ArtifactPage, "versions": list[Artifact],
-    "update": UpdateResult, "delete": DeleteResult, "read_content": ContentBody, "locate": Scope | None,
-    "query": QueryResult, "promote": PromoteResult, "list_jobs": JobList,
-    "create_from_blob": Artifact, "update_from_blob": UpdateResult, "download_link": DownloadLink,
-    "resolve_download": DownloadTarget, "download_target": DownloadTarget,
-    "generate": GenerateResult, "find_generation": GenerateResult | None, "generation_material": Material,
-}
-# Safe to send again after the owner vanished mid-call (create is, thanks to its pre-chosen id; promote is
-# idempotent).
-_RETRYABLE = {"create", "get", "list", "versions", "read_content", "locate", "query", "promote", "list_jobs",
-              "create_from_blob", "download_link", "resolve_download", "download_target",
-              # generate: a retry carries the same pre-chosen artifact id, so it returns the first acceptance
-              "generate", "find_generation", "generation_material"}
-# Writes after which the index job runner has work.
-_ENQUEUES = {"create", "update", "delete", "create_from_blob", "update_from_blob"}
-
-
-def _params_model(name: str) -> type[BaseModel]:
-    fn = getattr(ArtifactStore, name)
-    hints = typing.get_type_hints(fn)
-    fields: dict[str, Any] = {}
-    for pname, param in inspect.signature(fn).parameters.items():
-        if pname == "self":
-            continue
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[pname] = (hints[pname], default)
-    return create_model(f"{name}_params", __config__=ConfigDict(ser_json_bytes="base64",
-                                                                 val_json_bytes="base64"), **fields)
-
-
-_PARAMS = {name: _params_model(name) for name in _RETURNS}
-_RESULTS = {name: TypeAdapter(tp) for name, tp in _RETURNS.items()}
-_EVENT = TypeAdapter(ChangeEvent)
-
-
-def open_store(cfg: StoreConfig) -> ArtifactStore:
-    catalog = Catalog(cfg.catalog_path, memory_limit=cfg.memory_limit, threads=cfg.threads)
-    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
-    return ArtifactStore(catalog, blobs, max_content_bytes=cfg.max_upload_bytes, index=cfg.index)
-
-
-async def _write_frame(stream: anyio.abc.ByteSendStream, lock: anyio.Lock, header: dict[str, Any],
-                       body: bytes = b"") -> None:
-    header["len"] = len(body)
-    async with lock:
-        await stream.send(json.dumps(header).encode() + b"\n" + body)
-
-
-async def _read_frame(reader: BufferedByteReceiveStream) -> tuple[dict[str, Any], bytes]:
-    header = json.loads(await reader.receive_until(b"\n", _MAX_HEADER))
-    body = await reader.receive_exactly(header["len"]) if header["len"] else b""
-    return header, body
 
 
 class StoreClient:
@@ -138,8 +65,7 @@ class StoreClient:
         self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
         self._ids = itertools.count(1)
         self._closing = False
-        self._runner: JobRunner | None = None
-        self._generator: JobRunner | None = None
+        self._workers: OwnerWorkers | None = None
         self._blobs: BlobStore | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -226,12 +152,8 @@ class StoreClient:
                 os.unlink(self.cfg.socket_path)
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
-        self._tg.start_soon(self._housekeeping)
-        self._runner = JobRunner(self._index_batch)
-        self._tg.start_soon(self._runner.run)
-        self._generator = JobRunner(self._generate_batch)
-        self._tg.start_soon(self._generator.run)
-        self._tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
+        self._workers = OwnerWorkers(self.store, self.cfg, self._emit)
+        self._workers.start(self._tg)
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
 
@@ -246,7 +168,7 @@ class StoreClient:
             async with anyio.create_task_group() as tg:
                 while True:
                     try:
-                        header, body = await _read_frame(reader)
+                        header, body = await rpc.read_frame(reader)
                     except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
                             anyio.ClosedResourceError):
                         break
@@ -258,16 +180,17 @@ class StoreClient:
                       body: bytes) -> None:
         rid, method = header["id"], header["method"]
         try:
-            params = _PARAMS[method].model_validate_json(body)
+            m = rpc.method(method)
+            params = m.params.model_validate_json(body)
             result = await self._invoke_local(method, dict(params))
-            out = {"id": rid}, _RESULTS[method].dump_json(result)
+            out = {"id": rid}, m.result_adapter.dump_json(result)
         except StoreError as exc:
             out = {"id": rid, "error": {"kind": exc.kind, "message": exc.message}}, b""
         except Exception:
             log.exception("store call %s failed", method)
             out = {"id": rid, "error": {"kind": "internal", "message": f"internal error in {method}"}}, b""
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await _write_frame(stream, lock, *out)
+            await rpc.write_frame(stream, lock, *out)
 
     async def _invoke_local(self, method: str, kwargs: dict[str, Any]) -> Any:
         assert self.store is not None
@@ -275,48 +198,12 @@ class StoreClient:
         if isinstance(result, tuple):
             result, event = result
             await self._emit(event)
-        if method in _ENQUEUES and self._runner is not None:
-            self._runner.wake()
-        if method == "generate" and self._generator is not None:
-            self._generator.wake()
+        op = OPERATIONS[method]
+        if op.enqueues and self._workers is not None:
+            self._workers.indexer.wake()
+        if op.generates and self._workers is not None:
+            self._workers.generator.wake()
         return result
-
-    async def _generate_batch(self) -> float | None:
-        """Run due generation jobs (one at a time: rendering is CPU-bound); how long until the next is due."""
-        assert self.store is not None
-        store = self.store
-        tasks = await anyio.to_thread.run_sync(store.claim_generation_jobs, 1)
-        if not tasks:
-            due = await anyio.to_thread.run_sync(store.next_generation_due)
-            if due is None:
-                return None
-            return max(0.01, (due - utcnow()).total_seconds())
-        for task in tasks:
-            # Abandoned on shutdown like index work: the job stays `running` and the next owner requeues it.
-            outcome = await anyio.to_thread.run_sync(store.run_generation, task, abandon_on_cancel=True)
-            for event in await anyio.to_thread.run_sync(store.commit_generation, task, outcome):
-                await self._emit(event)
-        if self._runner is not None:
-            self._runner.wake()  # a completed document has an index job now
-        return 0
-
-    async def _index_batch(self) -> float | None:
-        """Claim, prepare and commit one batch of index jobs; how long until the next is due (None: none queued)."""
-        assert self.store is not None
-        store = self.store
-        tasks = await anyio.to_thread.run_sync(store.claim_index_jobs, self.cfg.index.job_batch)
-        if not tasks:
-            due = await anyio.to_thread.run_sync(store.next_job_due)
-            if due is None:
-                return None
-            return max(0.01, (due - utcnow()).total_seconds())
-        # Pure computation (extraction, chunking, embedding): abandoned, not awaited, on shutdown. The jobs stay
-        # `running` in the catalog and the next owner requeues them.
-        prepared = await anyio.to_thread.run_sync(store.prepare_index, tasks, abandon_on_cancel=True)
-        events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
-        for event in events:
-            await self._emit(event)
-        return 0
 
     async def _emit(self, event: ChangeEvent) -> None:
         for listener in list(self._listeners):
@@ -325,27 +212,10 @@ class StoreClient:
             except Exception:
                 log.exception("change listener failed")
         if self._peers:
-            body = _EVENT.dump_json(event)
+            body = rpc.EVENT.dump_json(event)
             for stream, lock in list(self._peers.values()):
                 with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await _write_frame(stream, lock, {"event": "change"}, body)
-
-    async def _housekeeping(self) -> None:
-        assert self.store is not None
-        store = self.store
-        await anyio.to_thread.run_sync(store.collect_garbage)
-        since_gc = 0.0
-        while True:
-            await anyio.sleep(self.cfg.sweep_interval_seconds)
-            try:
-                for event in await anyio.to_thread.run_sync(store.sweep_expired):
-                    await self._emit(event)
-                since_gc += self.cfg.sweep_interval_seconds
-                if since_gc >= self.cfg.gc_interval_seconds:
-                    since_gc = 0.0
-                    await anyio.to_thread.run_sync(store.collect_garbage)
-            except Exception:
-                log.exception("housekeeping failed; will retry")
+                    await rpc.write_frame(stream, lock, {"event": "change"}, body)
 
     # --- forwarder side ----------------------------------------------------------------------
 
@@ -353,9 +223,9 @@ class StoreClient:
         reader = BufferedByteReceiveStream(stream)
         try:
             while True:
-                header, body = await _read_frame(reader)
+                header, body = await rpc.read_frame(reader)
                 if "event" in header:
-                    event = _EVENT.validate_json(body)
+                    event = rpc.EVENT.validate_json(body)
                     for listener in list(self._listeners):
                         try:
                             await listener(event)
@@ -393,9 +263,10 @@ class StoreClient:
             rid = next(self._ids)
             done, slot = anyio.Event(), []
             self._pending[rid] = (done, slot)
-            body = _PARAMS[method](**kwargs).model_dump_json().encode()
+            m = rpc.method(method)
+            body = m.params(**kwargs).model_dump_json().encode()
             try:
-                await _write_frame(conn, self._send_lock, {"id": rid, "method": method}, body)
+                await rpc.write_frame(conn, self._send_lock, {"id": rid, "method": method}, body)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 self._pending.pop(rid, None)
                 await anyio.sleep(0.01)
@@ -403,7 +274,7 @@ class StoreClient:
             await done.wait()
             reply = slot[0]
             if reply is None:
-                if method in _RETRYABLE:
+                if m.op.retryable:
                     continue
                 raise Unavailable(
                     f"the process owning the store exited during {method}; its outcome is unknown. "
@@ -416,56 +287,15 @@ class StoreClient:
                 if cls is None:
                     raise RuntimeError(err["message"])
                 raise cls(err["message"])
-            return _RESULTS[method].validate_json(payload)
+            return m.result_adapter.validate_json(payload)
         raise Unavailable("could not reach the store owner; try again in a moment")
 
-    # --- the API -----------------------------------------------------------------------------
+    # --- the API: the registry's operations (installed below), and what is more than one call -------------
 
-    async def create(self, scope: Scope, new: NewArtifact) -> Artifact:
-        return await self._call("create", scope=scope, new=new, artifact_id=new_artifact_id())
-
-    async def get(self, scope: Scope, artifact_id: str, include_expired: bool = False,
-                  max_chars: int = DEFAULT_MAX_CHARS) -> Artifact:
-        return await self._call("get", scope=scope, artifact_id=artifact_id, include_expired=include_expired,
-                                max_chars=max_chars)
-
-    async def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
-        return await self._call("list", scope=scope, query=query)
-
-    async def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
-        return await self._call("versions", scope=scope, artifact_id=artifact_id)
-
-    async def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> UpdateResult:
-        return await self._call("update", scope=scope, artifact_id=artifact_id, patch=patch)
-
-    async def delete(self, scope: Scope, artifact_id: str, all_versions: bool = True) -> DeleteResult:
-        return await self._call("delete", scope=scope, artifact_id=artifact_id, all_versions=all_versions)
-
-    async def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
-        return await self._call("read_content", scope=scope, artifact_id=artifact_id)
-
-    async def locate(self, artifact_id: str) -> Scope | None:
-        return await self._call("locate", artifact_id=artifact_id)
-
-    async def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
-        return await self._call("query", scope=scope, req=req)
-
-    async def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> PromoteResult:
-        return await self._call("promote", scope=scope, artifact_id=artifact_id, req=req)
-
-    async def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
-        return await self._call("list_jobs", scope=scope, artifact_id=artifact_id)
-
-    async def generate(self, scope: Scope, principal_id: str, req: GenerateRequest, draft: Draft | None = None,
-                       created_by: str | None = None) -> GenerateResult:
-        return await self._call("generate", scope=scope, principal_id=principal_id, req=req,
-                                artifact_id=new_artifact_id(), draft=draft, created_by=created_by)
-
-    async def find_generation(self, scope: Scope, principal_id: str, req: GenerateRequest) -> GenerateResult | None:
-        return await self._call("find_generation", scope=scope, principal_id=principal_id, req=req)
-
-    async def generation_material(self, scope: Scope, req: GenerateRequest) -> Material:
-        return await self._call("generation_material", scope=scope, req=req)
+    if TYPE_CHECKING:
+        # The derived methods (`_install_operations`): `StoreClient.get` etc., typed at run time by their
+        # signatures; a static checker sees an awaitable.
+        def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]: ...
 
     async def wait_generated(self, scope: Scope, artifact_id: str, timeout: float,
                              on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
@@ -514,17 +344,6 @@ class StoreClient:
         changes (`expected_version` guards against lost updates)."""
         return await self._with_staged(fileobj, "update_from_blob", scope=scope, artifact_id=artifact_id, patch=patch)
 
-    async def download_link(self, scope: Scope, artifact_id: str, expires_in: int, token_id: str | None,
-                            issued_at: datetime | None = None) -> DownloadLink:
-        return await self._call("download_link", scope=scope, artifact_id=artifact_id, expires_in=expires_in,
-                                token_id=token_id, issued_at=issued_at)
-
-    async def resolve_download(self, token: str) -> DownloadTarget:
-        return await self._call("resolve_download", token=token)
-
-    async def download_target(self, scope: Scope, artifact_id: str) -> DownloadTarget:
-        return await self._call("download_target", scope=scope, artifact_id=artifact_id)
-
     async def wait_indexed(self, scope: Scope, artifact_id: str, timeout: float,
                            on_progress: Callable[[str, float], Awaitable[None]] | None = None) -> Artifact:
         """Poll until the version is searchable (or indexing gave up, or `timeout`); report each new state."""
@@ -550,3 +369,39 @@ class StoreClient:
                     return art
                 await anyio.sleep(0.05)
         return await self.get(scope, artifact_id, include_expired=True, max_chars=0)
+
+
+def _forwarder(op: Operation) -> Callable[..., Awaitable[Any]]:
+    """`StoreClient.<op.name>`: the store method's parameters (less `op.fresh_id`, which gets a new artifact id
+    per call, so a retry after a takeover repeats it), forwarded to wherever the store is."""
+    sig = inspect.signature(op.fn)
+    params = [p for name, p in sig.parameters.items() if name != op.fresh_id]
+    client_sig = sig.replace(parameters=params, return_annotation=rpc.method(op.name).result)
+    name, fresh_id = op.name, op.fresh_id
+
+    async def forward(self: StoreClient, *args: Any, **kwargs: Any) -> Any:
+        bound = client_sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        call = dict(bound.arguments)
+        del call["self"]
+        if fresh_id is not None:
+            call[fresh_id] = new_artifact_id()
+        return await self._call(name, **call)
+
+    forward.__name__ = name
+    forward.__qualname__ = f"StoreClient.{name}"
+    forward.__doc__ = op.fn.__doc__
+    forward.__signature__ = client_sig  # type: ignore[attr-defined]
+    return forward
+
+
+def _install_operations() -> None:
+    for op in OPERATIONS.values():
+        if not op.public:
+            continue
+        if op.name in StoreClient.__dict__:
+            raise TypeError(f"StoreClient.{op.name} is written by hand and derived from the registry")
+        setattr(StoreClient, op.name, _forwarder(op))
+
+
+_install_operations()

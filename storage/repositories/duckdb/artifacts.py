@@ -1,176 +1,77 @@
-"""The DuckDB catalog: one row per artifact version, versioned migrations, parameterized SQL only.
-
-The catalog is not thread-safe on its own; `ArtifactService` serializes access with a lock and
-wraps multi-statement writes in `transaction()`.
-"""
+"""The `artifacts` table on DuckDB: one row per artifact version, parameterized SQL only."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import duckdb
 
+from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.migrations import MIGRATIONS
 from artifact_mcp.storage.models import ListQuery, Scope
+from artifact_mcp.storage.repositories.protocols import DuplicateKey
+from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow
 
-log = logging.getLogger(__name__)
-
-COLUMNS: tuple[str, ...] = (
-    "artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id", "name", "description",
-    "artifact_type", "version", "root_artifact_id", "is_latest", "replaced_by_version", "content_kind",
-    "content_preview", "content_text", "file_name", "mime_type", "size_bytes", "sha256", "has_file",
-    "blob_key", "summary", "keywords", "tags", "metadata", "source", "source_execution_id",
-    "source_step_id", "source_tool", "scope", "status", "ttl_seconds", "expires_at", "is_pinned",
-    "is_indexed", "indexed_at", "index_collection", "index_error", "index_attempts", "embedding_model_id",
-    "chunk_count", "promoted_to_source_id", "created_by", "created_at", "updated_at",
-    # migration 3: generated documents
-    "document_type", "format", "generation_error",
-)
+COLUMNS = ARTIFACT_COLUMNS
+_N = len(COLUMNS)
 _EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= ?)"
 # content_text can be large: lists only need the preview.
 _LIST_COLUMNS = ", ".join("NULL AS content_text" if c == "content_text" else c for c in COLUMNS)
 _ALL_COLUMNS = ", ".join(COLUMNS)
 
 
-def utcnow() -> datetime:
-    """Naive UTC with microsecond precision: what DuckDB TIMESTAMP stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
+class DuckDBArtifacts:
+    """SQL over `artifacts`. Not thread-safe on its own: the store serializes access with its lock."""
 
-
-def to_us(ts: datetime) -> int:
-    return int(ts.replace(tzinfo=UTC).timestamp()) * 1_000_000 + ts.microsecond
-
-
-def from_us(us: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(microseconds=us)
-
-
-class Catalog:
-    def __init__(self, path: str, *, memory_limit: str | None = None, threads: int | None = None) -> None:
-        self.path = path
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        config: dict[str, Any] = {}
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        if threads:
-            config["threads"] = threads
-        self.con = duckdb.connect(path, config=config)
-        self._migrate()
-
-    def close(self) -> None:
-        with suppress(duckdb.Error):
-            self.con.execute("CHECKPOINT")
-        self.con.close()
-
-    # --- schema -----------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
-        )
-        applied = {r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
-        for version, description, statements in MIGRATIONS:
-            if version in applied:
-                continue
-            with self.transaction():
-                for sql in statements:
-                    self.con.execute(sql)
-                self.con.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, utcnow()]
-                )
-            log.info("applied catalog migration %d: %s", version, description)
-
-    def schema_version(self) -> int:
-        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    # --- settings -----------------------------------------------------------------------------
-
-    def secret(self, key: str) -> bytes:
-        """A random secret persisted in the catalog (created on first use)."""
-        row = self.con.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
-        if row:
-            return bytes(row[0])
-        value = secrets.token_bytes(32)
-        self.con.execute("INSERT INTO kv VALUES (?, ?)", [key, value])
-        return value
-
-    def get_setting(self, key: str) -> str | None:
-        row = self.con.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
-        return bytes(row[0]).decode() if row else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        self.con.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", [key, value.encode()])
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
 
     # --- rows ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _row(values: Sequence[Any]) -> dict[str, Any]:
-        row = dict(zip(COLUMNS, values, strict=False))
-        meta = row.get("metadata")
-        row["metadata"] = json.loads(meta) if isinstance(meta, str) else (meta or {})
-        if len(values) > len(COLUMNS):
-            row["is_expired"] = bool(values[len(COLUMNS)])
+    def _row(values: Sequence[Any]) -> ArtifactRow:
+        row = ArtifactRow(*values[:_N])
+        meta = row.metadata
+        row.metadata = json.loads(meta) if isinstance(meta, str) else (meta or {})
+        if len(values) > _N:
+            row.is_expired = bool(values[_N])
         return row
 
-    def insert(self, row: dict[str, Any]) -> None:
+    def insert(self, row: ArtifactRow) -> None:
         # NULL columns are left out (no column has another default): DuckDB's cost grows with every bound
         # parameter, and a new artifact has ~18 NULLs.
-        columns = [c for c in COLUMNS if row.get(c) is not None]
-        values = [json.dumps(row["metadata"]) if c == "metadata" else row[c] for c in columns]
-        self.con.execute(
-            f"INSERT INTO artifacts ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})", values
-        )
-
-    def insert_new(self, row: dict[str, Any]) -> bool:
-        """Insert a row in its own (auto-committed) transaction; False if its artifact_id already exists.
-
-        Cheaper than checking first: fresh ids, the usual case, cost one statement instead of three."""
+        columns = [c for c in COLUMNS if getattr(row, c) is not None]
+        values = [json.dumps(row.metadata) if c == "metadata" else getattr(row, c) for c in columns]
         try:
-            self.insert(row)
-        except duckdb.ConstraintException:
-            if self.con.execute("SELECT 1 FROM artifacts WHERE artifact_id = ?", [row["artifact_id"]]).fetchone():
-                return False
+            self.con.execute(
+                f"INSERT INTO artifacts ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})", values
+            )
+        except duckdb.ConstraintException as exc:
+            # (Nothing can be read to check: the failed statement aborted the caller's transaction.)
+            if "duplicate key" in str(exc).lower():
+                raise DuplicateKey(row.artifact_id) from exc
             raise
-        return True
 
-    def update(self, artifact_id: str, fields: dict[str, Any]) -> None:
-        if not fields:
+    def update(self, artifact_id: str, changes: Mapping[str, Any]) -> None:
+        if not changes:
             return
-        unknown = set(fields) - set(COLUMNS)
+        unknown = set(changes) - set(COLUMNS)
         if unknown:
             raise KeyError(f"unknown columns {sorted(unknown)}")
-        assignments = ", ".join(f"{c} = ?" for c in fields)
-        values = [json.dumps(v) if c == "metadata" else v for c, v in fields.items()]
+        assignments = ", ".join(f"{c} = ?" for c in changes)
+        values = [json.dumps(v) if c == "metadata" else v for c, v in changes.items()]
         self.con.execute(f"UPDATE artifacts SET {assignments} WHERE artifact_id = ?", [*values, artifact_id])
 
-    def get(self, artifact_id: str, now: datetime) -> dict[str, Any] | None:
+    def get(self, artifact_id: str, now: datetime) -> ArtifactRow | None:
         row = self.con.execute(
             f"SELECT {_ALL_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id = ?", [now, artifact_id]
         ).fetchone()
         return self._row(row) if row else None
 
-    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, dict[str, Any]]:
+    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, ArtifactRow]:
         """Rows by id, without content_text (search results need metadata only)."""
         if not artifact_ids:
             return {}
@@ -181,16 +82,16 @@ class Catalog:
             [now, *artifact_ids],
         ).fetchall()
         out = [self._row(r) for r in rows]
-        return {r["artifact_id"]: r for r in out}
+        return {r.artifact_id: r for r in out}
 
-    def versions(self, root_artifact_id: str, now: datetime) -> list[dict[str, Any]]:
+    def versions(self, root_artifact_id: str, now: datetime) -> list[ArtifactRow]:
         rows = self.con.execute(
             f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE root_artifact_id = ? ORDER BY version",
             [now, root_artifact_id],
         ).fetchall()
         return [self._row(r) for r in rows]
 
-    def latest(self, root_artifact_id: str, now: datetime) -> dict[str, Any] | None:
+    def latest(self, root_artifact_id: str, now: datetime) -> ArtifactRow | None:
         row = self.con.execute(
             f"SELECT {_ALL_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE root_artifact_id = ? "
             "ORDER BY version DESC LIMIT 1",
@@ -231,7 +132,7 @@ class Catalog:
 
     def list(
         self, scope: Scope, query: ListQuery, after: Position | None, now: datetime
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[ArtifactRow], int]:
         """One page (newest first) after `after`, plus the total matching the filters.
 
         Two steps, because DuckDB's cost is per column: the top-N sort reads only the filter and sort columns
@@ -299,3 +200,28 @@ class Catalog:
 
     def count(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM artifacts").fetchone()[0])
+
+    # --- material and re-indexing ---------------------------------------------------------------
+
+    def thread_material(self, scope: Scope, thread_id: str, now: datetime, limit: int) -> list[str]:
+        rows = self.con.execute(
+            "SELECT artifact_id FROM artifacts WHERE org_id = ? AND workspace_id = ? AND namespace_id = ? "
+            f"AND thread_id = ? AND is_latest AND NOT {_EXPIRED_SQL} "
+            # Documents generated from the thread are not its material (no summaries of summaries, and the
+            # material stays the same between retries); name them in artifact_ids to include them.
+            "AND document_type IS NULL ORDER BY created_at, artifact_id LIMIT ?",
+            [scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, now, limit],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def latest_refs(self) -> list[ArtifactRef]:
+        rows = self.con.execute(
+            "SELECT artifact_id, org_id, workspace_id, namespace_id FROM artifacts WHERE is_latest"
+        ).fetchall()
+        return [ArtifactRef(*r) for r in rows]
+
+    def reset_index_of_latest(self) -> None:
+        self.con.execute(
+            "UPDATE artifacts SET is_indexed = false, chunk_count = 0, index_collection = NULL, "
+            "embedding_model_id = NULL WHERE is_latest"
+        )

@@ -1,4 +1,4 @@
-"""Versioned schema migrations for the DuckDB catalog.
+"""Versioned schema migrations for the DuckDB catalog (each backend keeps its own list).
 
 Append new migrations to the end; never edit one that has shipped. Each runs in its own
 transaction and is recorded in `schema_migrations`.

@@ -1,29 +1,34 @@
-"""A LlamaIndex vector store on the catalog's own DuckDB database.
+"""The `chunks` table on DuckDB (the chunk repository), as a LlamaIndex vector store on the catalog's own
+database.
 
 Chunks and their embeddings (`FLOAT[dim]`) live in the `chunks` table beside the artifact rows, so the
 catalog can replace or delete an artifact and its chunks in one transaction. Similarity is DuckDB's
 `array_inner_product` over unit vectors (= cosine), and every filter (tenant scope, expiry, thread, type,
 tags) is part of the same SQL statement, ahead of its ORDER BY … LIMIT.
 
-The store does not own the connection or its transactions: the catalog passes its connection, and the
-caller (ArtifactStore, under its lock) decides what is one transaction.
+The store does not own the connection or its transactions: the backend passes its connection, and the
+caller (ArtifactStore, under its lock) decides what is one transaction. It stays one class (the vector store is
+the chunk repository) so a LlamaIndex user reads the same table the store writes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import duckdb
+import numpy as np
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode, TextNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
+    MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryResult,
 )
 
-from artifact_mcp.storage.index import filters as sqlfilters
+from artifact_mcp.storage.repositories.duckdb import filters as sqlfilters
+from artifact_mcp.storage.repositories.rows import ChunkText
 
 # Columns copied from node metadata (the indexer sets them from the artifact row).
 META_COLUMNS = (
@@ -122,7 +127,7 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     def clear(self) -> None:
         self._con.execute("DELETE FROM chunks")
 
-    def set_fields(self, artifact_ids: list[str], fields: dict[str, Any]) -> None:
+    def set_fields(self, artifact_ids: list[str], fields: Mapping[str, Any]) -> None:
         """Keep the copied filter columns in sync with an in-place artifact update."""
         fields = {k: v for k, v in fields.items() if k in META_COLUMNS}
         if not fields or not artifact_ids:
@@ -132,7 +137,46 @@ class DuckDBChunkStore(BasePydanticVectorStore):
             f"UPDATE chunks SET {assignments} WHERE list_contains(?, artifact_id)", [*fields.values(), artifact_ids]
         )
 
+    def next_seqs(self, n: int) -> list[int]:
+        """`n` fresh chunk seqs (the postings of a chunk reference its seq before the chunk is inserted)."""
+        return [r[0] for r in self._con.execute("SELECT nextval('chunk_seq') FROM range(?)", [n]).fetchall()]
+
     # --- reads ---------------------------------------------------------------------------------
+
+    def has_chunks(self, artifact_id: str) -> bool:
+        return self._con.execute("SELECT 1 FROM chunks WHERE artifact_id = ? LIMIT 1", [artifact_id]).fetchone() \
+            is not None
+
+    def texts(self, seqs: list[int]) -> dict[int, ChunkText]:
+        if not seqs:
+            return {}
+        return {
+            r[0]: ChunkText(*r) for r in self._con.execute(
+                "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
+                f"WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs
+            ).fetchall()
+        }
+
+    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
+        """The seqs of every chunk `filters` admit: eligibility is decided here, in SQL, before any top-k."""
+        where, params = sqlfilters.to_sql(filters)
+        return self._con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
+
+    def count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def embedding_batches(self) -> Iterator[dict[str, np.ndarray]]:
+        # In slices, so the temporary Python objects of a million vectors never exist at once.
+        last = -1
+        while True:
+            batch = self._con.execute(
+                "SELECT seq, n_terms, artifact_id, embedding FROM chunks WHERE seq > ? ORDER BY seq LIMIT 20000",
+                [last],
+            ).fetchnumpy()
+            if len(batch["seq"]) == 0:
+                return
+            yield batch
+            last = int(batch["seq"][-1])
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         if query.query_embedding is None:
@@ -166,6 +210,3 @@ _SQL_TYPES = {
     "end_char": "INTEGER", "expires_at": "TIMESTAMP",
 }
 
-
-def not_expired(now: datetime) -> sqlfilters.MetadataFilter:
-    return sqlfilters.MetadataFilter(key="expires_at", operator=sqlfilters.FilterOperator.GT, value=now.isoformat())

@@ -1,0 +1,113 @@
+"""The owner's background work: the index and generation job runners, and the housekeeping loop.
+
+They run in the owning process's task group only; the slow parts go to worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import anyio
+import anyio.abc
+
+from artifact_mcp.storage.clock import utcnow
+from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.models import ChangeEvent
+from artifact_mcp.storage.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ChangeEvent], Awaitable[None]]
+
+
+class JobRunner:
+    """Works through due jobs until cancelled. `work` processes one claimed batch (in a worker thread);
+    `wake()` is called after writes that enqueue jobs, so they start at once instead of at the next poll."""
+
+    def __init__(self, work: Callable[[], Awaitable[float | None]], *, poll_seconds: float = 1.0) -> None:
+        self._work = work
+        self._poll = poll_seconds
+        self._wake = anyio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            try:
+                wait = await self._work()
+            except Exception:
+                log.exception("index job batch failed unexpectedly; will retry")
+                wait = self._poll
+            if wait == 0:
+                continue  # more work is due now
+            with anyio.move_on_after(self._poll if wait is None else min(wait, self._poll)):
+                await self._wake.wait()
+
+
+class OwnerWorkers:
+    def __init__(self, store: ArtifactStore, cfg: StoreConfig, emit: Emit) -> None:
+        self.store = store
+        self.cfg = cfg
+        self._emit = emit
+        self.indexer = JobRunner(self._index_batch)
+        self.generator = JobRunner(self._generate_batch)
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        tg.start_soon(self._housekeeping)
+        tg.start_soon(self.indexer.run)
+        tg.start_soon(self.generator.run)
+        tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
+
+    async def _generate_batch(self) -> float | None:
+        """Run due generation jobs (one at a time: rendering is CPU-bound); how long until the next is due."""
+        store = self.store
+        tasks = await anyio.to_thread.run_sync(store.claim_generation_jobs, 1)
+        if not tasks:
+            due = await anyio.to_thread.run_sync(store.next_generation_due)
+            if due is None:
+                return None
+            return max(0.01, (due - utcnow()).total_seconds())
+        for task in tasks:
+            # Abandoned on shutdown like index work: the job stays `running` and the next owner requeues it.
+            outcome = await anyio.to_thread.run_sync(store.run_generation, task, abandon_on_cancel=True)
+            for event in await anyio.to_thread.run_sync(store.commit_generation, task, outcome):
+                await self._emit(event)
+        self.indexer.wake()  # a completed document has an index job now
+        return 0
+
+    async def _index_batch(self) -> float | None:
+        """Claim, prepare and commit one batch of index jobs; how long until the next is due (None: none queued)."""
+        store = self.store
+        tasks = await anyio.to_thread.run_sync(store.claim_index_jobs, self.cfg.index.job_batch)
+        if not tasks:
+            due = await anyio.to_thread.run_sync(store.next_job_due)
+            if due is None:
+                return None
+            return max(0.01, (due - utcnow()).total_seconds())
+        # Pure computation (extraction, chunking, embedding): abandoned, not awaited, on shutdown. The jobs stay
+        # `running` in the catalog and the next owner requeues them.
+        prepared = await anyio.to_thread.run_sync(store.prepare_index, tasks, abandon_on_cancel=True)
+        events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
+        for event in events:
+            await self._emit(event)
+        return 0
+
+    async def _housekeeping(self) -> None:
+        store = self.store
+        await anyio.to_thread.run_sync(store.collect_garbage)
+        since_gc = 0.0
+        while True:
+            await anyio.sleep(self.cfg.sweep_interval_seconds)
+            try:
+                for event in await anyio.to_thread.run_sync(store.sweep_expired):
+                    await self._emit(event)
+                since_gc += self.cfg.sweep_interval_seconds
+                if since_gc >= self.cfg.gc_interval_seconds:
+                    since_gc = 0.0
+                    await anyio.to_thread.run_sync(store.collect_garbage)
+            except Exception:
+                log.exception("housekeeping failed; will retry")

@@ -1,0 +1,152 @@
+"""The repository interfaces: one small `typing.Protocol` per table family.
+
+Services depend on these only; `repositories/duckdb/` implements them for the embedded catalog, and a second
+backend (PostgreSQL) implements the same and nothing else. Every method runs inside the caller's transaction
+(`Repositories.transaction()`) when there is one; the caller (the store, under its lock) decides what is one
+transaction. Rows cross the boundary as the typed rows of `rows.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import MetadataFilters
+
+from artifact_mcp.storage.cursor import Position
+from artifact_mcp.storage.models import Job, ListQuery, Scope
+from artifact_mcp.storage.repositories.rows import (
+    ArtifactRef,
+    ArtifactRow,
+    ChunkText,
+    ClaimedJob,
+    GenerationRow,
+    IdempotencyRow,
+    SourceRow,
+)
+
+
+class DuplicateKey(Exception):
+    """An insert hit an existing primary key (the backend's constraint error, translated)."""
+
+
+class ArtifactRepository(Protocol):
+    def insert(self, row: ArtifactRow) -> None:
+        """Raises DuplicateKey when the artifact id exists."""
+    def update(self, artifact_id: str, changes: Mapping[str, Any]) -> None:
+        """Set these columns (names from rows.ARTIFACT_COLUMNS; KeyError for others)."""
+    def get(self, artifact_id: str, now: datetime) -> ArtifactRow | None: ...
+    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, ArtifactRow]:
+        """Rows by id, without content_text."""
+    def versions(self, root_artifact_id: str, now: datetime) -> list[ArtifactRow]:
+        """Every version, oldest first, without content_text."""
+    def latest(self, root_artifact_id: str, now: datetime) -> ArtifactRow | None: ...
+    def delete(self, artifact_ids: Sequence[str]) -> None: ...
+    def list(self, scope: Scope, query: ListQuery, after: Position | None,
+             now: datetime) -> tuple[list[ArtifactRow], int]:
+        """One page (newest first, `query.limit + 1` rows to tell if there is more) and the total."""
+    def expired(self, now: datetime, limit: int = 1000) -> list[tuple[str, str]]:
+        """(artifact_id, root_artifact_id) of expired versions."""
+    def referenced_blob_keys(self, keys: Sequence[str] | None = None) -> set[str]: ...
+    def count(self) -> int: ...
+    def thread_material(self, scope: Scope, thread_id: str, now: datetime, limit: int) -> list[str]:
+        """The thread's latest, unexpired, non-generated versions, oldest first."""
+    def latest_refs(self) -> list[ArtifactRef]: ...
+    def reset_index_of_latest(self) -> None:
+        """Mark every latest version not indexed (its chunks are gone)."""
+
+
+class JobRepository(Protocol):
+    def enqueue(self, artifact: ArtifactRef | ArtifactRow, now: datetime, job_type: str = "index") -> str: ...
+    def recover(self, now: datetime) -> int:
+        """Requeue jobs a dead process left `running`; how many."""
+    def claim(self, now: datetime, limit: int, types: tuple[str, ...]) -> list[ClaimedJob]: ...
+    def next_due(self, types: tuple[str, ...]) -> datetime | None: ...
+    def succeed(self, job_id: str, now: datetime) -> None: ...
+    def cancel(self, job_id: str, now: datetime, reason: str) -> None: ...
+    def give_up(self, job_id: str, error: str, now: datetime) -> None: ...
+    def retry(self, job_id: str, error: str, next_run_at: datetime) -> None: ...
+    def is_running(self, job_id: str) -> bool: ...
+    def cancel_open(self, artifact_ids: list[str]) -> None: ...
+    def cancel_types(self, types: tuple[str, ...], reason: str, now: datetime) -> None:
+        """Cancel every open (queued, retrying, running) job of these types."""
+    def delete_for(self, artifact_ids: list[str]) -> None: ...
+    def for_artifacts(self, artifact_ids: list[str]) -> list[Job]: ...
+
+
+class ChunkRepository(Protocol):
+    """Chunks and their embeddings (vectors), beside the artifact rows."""
+
+    dim: int
+
+    def ensure_column(self) -> bool:
+        """Make the embedding column `dim` wide; True when it had to be (re)created (every chunk is gone)."""
+    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]: ...
+    def delete_many(self, artifact_ids: list[str]) -> int: ...
+    def clear(self) -> None: ...
+    def set_fields(self, artifact_ids: list[str], fields: Mapping[str, Any]) -> None: ...
+    def has_chunks(self, artifact_id: str) -> bool: ...
+    def next_seqs(self, n: int) -> list[int]: ...
+    def texts(self, seqs: list[int]) -> dict[int, ChunkText]: ...
+    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray: ...
+    def count(self) -> int: ...
+    def embedding_batches(self) -> Iterator[dict[str, np.ndarray]]:
+        """All chunks' `seq`, `n_terms`, `artifact_id`, `embedding`, in seq order, in slices."""
+
+
+class PostingRepository(Protocol):
+    """BM25 postings `(term hash, chunk seq, tf)`."""
+
+    def add(self, terms: list[int], seqs: list[int], tfs: list[int]) -> None: ...
+    def delete_artifacts(self, artifact_ids: list[str]) -> None: ...
+    def clear(self) -> None: ...
+    def all(self) -> dict[str, np.ndarray]:
+        """Every posting as arrays `term`, `seq`, `tf`, ordered by term then seq."""
+
+
+class SourceRepository(Protocol):
+    def get(self, source_id: str) -> SourceRow | None: ...
+    def insert(self, row: SourceRow) -> None: ...
+    def delete_for_root(self, root_artifact_id: str) -> None: ...
+
+
+class GenerationRepository(Protocol):
+    def insert(self, row: GenerationRow) -> None: ...
+    def get(self, artifact_id: str) -> GenerationRow | None: ...
+    def delete_for(self, artifact_ids: list[str]) -> None: ...
+
+
+class IdempotencyRepository(Protocol):
+    def find(self, principal_id: str, key: str, now: datetime) -> IdempotencyRow | None:
+        """The unexpired key."""
+    def insert(self, row: IdempotencyRow) -> None: ...
+    def delete(self, principal_id: str, key: str) -> None: ...
+    def delete_lapsed(self, now: datetime) -> None: ...
+
+
+class SettingsRepository(Protocol):
+    def secret(self, key: str) -> bytes:
+        """A random secret persisted with the catalog (created on first use)."""
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str) -> None: ...
+
+
+class Repositories(Protocol):
+    """One backend's repositories over one database, and its transactions."""
+
+    artifacts: ArtifactRepository
+    jobs: JobRepository
+    chunks: ChunkRepository
+    postings: PostingRepository
+    sources: SourceRepository
+    generations: GenerationRepository
+    idempotency: IdempotencyRepository
+    settings: SettingsRepository
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def schema_version(self) -> int: ...
+    def close(self) -> None: ...

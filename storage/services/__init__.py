@@ -1,0 +1,1 @@
+"""The store's services: one concern each, composed by `storage.store.ArtifactStore`."""

@@ -1,0 +1,64 @@
+"""Reads: one version, a page of a listing, an artifact's versions, where an id lives, a version's content."""
+
+from __future__ import annotations
+
+from artifact_mcp.storage import content as contentlib
+from artifact_mcp.storage.clock import to_us, utcnow
+from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
+from artifact_mcp.storage.models import Artifact, ArtifactPage, ContentBody, ListQuery, Scope
+from artifact_mcp.storage.services.context import StoreContext, to_model
+
+DEFAULT_MAX_CHARS = 50_000
+
+
+class ReadService:
+    def __init__(self, ctx: StoreContext, cursors: CursorCodec) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.cursors = cursors
+
+    def get(self, scope: Scope, artifact_id: str, include_expired: bool = False,
+            max_chars: int = DEFAULT_MAX_CHARS) -> Artifact:
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, utcnow(), include_expired=include_expired)
+        return to_model(row, max_chars=max_chars)
+
+    def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
+        filters = query.model_dump(exclude={"cursor", "limit"})
+        digest = query_digest({"scope": scope.model_dump(), "filters": filters})
+        with self.ctx.lock:
+            after = self.cursors.decode(query.cursor, digest) if query.cursor else None
+            rows, total = self.db.artifacts.list(scope, query, after, utcnow())
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        next_cursor = None
+        if has_more:
+            last = rows[-1]
+            next_cursor = self.cursors.encode(Position(to_us(last.created_at), last.artifact_id), digest)
+        return ArtifactPage(
+            artifacts=[to_model(r, max_chars=0) for r in rows], total=total, has_more=has_more,
+            next_cursor=next_cursor,
+        )
+
+    def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
+        now = utcnow()
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, now)
+            rows = self.db.artifacts.versions(row.root_artifact_id, now)
+        return [to_model(r, max_chars=0) for r in rows]
+
+    def locate(self, artifact_id: str) -> Scope | None:
+        with self.ctx.lock:
+            row = self.db.artifacts.get(artifact_id, utcnow())
+        return None if row is None else row.tenant
+
+    def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, utcnow(), include_expired=False)
+        if row.has_file and row.blob_key:
+            data = self.ctx.blobs.get(row.blob_key)
+            text = contentlib.text_for(data, row.mime_type)
+            return ContentBody(artifact_id=artifact_id, mime_type=row.mime_type, file_name=row.file_name,
+                               text=text, data=None if text is not None else data)
+        return ContentBody(artifact_id=artifact_id, mime_type=row.mime_type, file_name=row.file_name,
+                           text=row.content_text)

@@ -1,0 +1,180 @@
+"""Recall: hybrid search over the chunks (eligibility decided by the chunk repository, scoring on the search
+cache), promotion to a knowledge source, and an artifact's jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+from artifact_mcp.storage.clock import utcnow
+from artifact_mcp.storage.ids import new_source_id
+from artifact_mcp.storage.index import lexical
+from artifact_mcp.storage.index.pipeline import Indexer
+from artifact_mcp.storage.index.search import Ranked, build_context, rank
+from artifact_mcp.storage.index.search_cache import SearchCache
+from artifact_mcp.storage.models import (
+    ChangeEvent,
+    JobList,
+    PromoteRequest,
+    PromoteResult,
+    QueryHit,
+    QueryRequest,
+    QueryResult,
+    Scope,
+)
+from artifact_mcp.storage.repositories.rows import SourceRow
+from artifact_mcp.storage.services.context import StoreContext, to_summary
+
+log = logging.getLogger(__name__)
+
+
+def not_expired(now: datetime) -> MetadataFilter:
+    return MetadataFilter(key="expires_at", operator=FilterOperator.GT, value=now.isoformat())
+
+
+def query_filters(scope: Scope, req: QueryRequest, now: datetime) -> MetadataFilters:
+    """Which chunks a query may see: the caller's scope (plus the workspace's sources), unexpired, its filters."""
+    own: list[Any] = [
+        MetadataFilter(key="org_id", value=scope.org_id),
+        MetadataFilter(key="workspace_id", value=scope.workspace_id),
+        MetadataFilter(key="namespace_id", value=scope.namespace_id),
+    ]
+    if req.thread_id is not None:
+        own.append(MetadataFilter(key="thread_id", value=req.thread_id))
+    where: MetadataFilters | MetadataFilter = MetadataFilters(filters=own, condition=FilterCondition.AND)
+    if req.include_sources:
+        # Promoted sources are shared with the whole workspace, whatever their namespace or thread.
+        sources = MetadataFilters(filters=[
+            MetadataFilter(key="collection", value="sources"), MetadataFilter(key="org_id", value=scope.org_id),
+            MetadataFilter(key="workspace_id", value=scope.workspace_id),
+        ], condition=FilterCondition.AND)
+        where = MetadataFilters(filters=[where, sources], condition=FilterCondition.OR)
+    parts: list[Any] = [where, not_expired(now)]
+    if req.artifact_types:
+        parts.append(MetadataFilter(key="artifact_type", operator=FilterOperator.IN,
+                                    value=list(req.artifact_types)))
+    if req.tags:
+        parts.append(MetadataFilter(key="tags", operator=FilterOperator.ALL, value=list(req.tags)))
+    return MetadataFilters(filters=parts, condition=FilterCondition.AND)
+
+
+class RecallService:
+    def __init__(self, ctx: StoreContext, indexer: Indexer, cache: SearchCache) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.indexer = indexer
+        self.cache = cache
+        self._embedder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embedding")
+
+    def close(self) -> None:
+        self._embedder.shutdown(wait=False, cancel_futures=True)
+
+    def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
+        cfg = self.indexer.config
+        # Embedding the query (~15 ms with MiniLM) runs on its own thread while the SQL filter and BM25 run here:
+        # torch releases the GIL.
+        vector = self._embedder.submit(self.indexer.embed_query, req.query) if req.mode != "keyword" else None
+        terms = lexical.query_terms(req.query) if req.mode != "semantic" else []
+        now = utcnow()
+        filters = query_filters(scope, req, now)
+        depth = max(cfg.candidates, 5 * req.top_k)
+        with self.ctx.lock:
+            ranked, artifact_of, seq_of = self._retrieve(req.mode, vector, terms, filters, depth)
+            if req.min_score is not None:
+                ranked = [r for r in ranked if r.score >= req.min_score]
+            total = len(ranked)
+            ranked = ranked[: req.top_k]
+            ids = [artifact_of(r.segment) for r in ranked]
+            rows = self.db.artifacts.get_many(ids, now) if ids else {}
+            seqs = [seq_of(r.best_row) for r in ranked]
+            chunk_rows = self.db.chunks.texts(seqs)
+        results: list[QueryHit] = []
+        for r, artifact_id, seq in zip(ranked, ids, seqs, strict=True):
+            row, chunk = rows.get(artifact_id), chunk_rows.get(seq)
+            if row is None or chunk is None:
+                continue
+            results.append(QueryHit(
+                artifact=to_summary(row), score=round(r.score, 6), matched_chunk=chunk.text,
+                chunk_index=chunk.chunk_index, chunk_start=chunk.start, chunk_end=chunk.end,
+                from_source=chunk.collection == "sources",
+            ))
+        context, used = build_context(
+            [(h.artifact.name, h.artifact.artifact_id, h.artifact.version, h.matched_chunk) for h in results],
+            req.max_context_tokens,
+        )
+        return QueryResult(query=req.query, mode=req.mode, results=results, combined_context=context,
+                           total_results=total, context_tokens=used)
+
+    def _retrieve(self, mode: str, vector: Future[np.ndarray] | None, terms: list[int], filters: MetadataFilters,
+                  depth: int) -> tuple[list[Ranked], Callable[[int], str], Callable[[int], int]]:
+        """Ranked artifacts among the chunks `filters` admit (the SQL filter decides eligibility; the in-memory
+        mirror scores exactly those), with lookups from segment to artifact id and from row to chunk seq."""
+        cache = self.cache
+        if not cache.loaded:
+            cache.load(self.db.chunks, self.db.postings)
+        seqs = self.db.chunks.eligible_seqs(filters)
+        eligible = cache.eligible(seqs)
+        if eligible is None:
+            log.warning("search cache was stale; reloading it")
+            cache.load(self.db.chunks, self.db.postings)
+            eligible = cache.eligible(seqs)
+            assert eligible is not None, "the search cache misses chunks right after a reload"
+        cfg = self.indexer.config
+        lexical_scores = cache.bm25(terms, eligible, cfg.bm25_k1, cfg.bm25_b) \
+            if mode != "semantic" and eligible.n else None
+        dense = cache.dense(vector.result(), eligible) if vector is not None and eligible.n else None
+        ranked = rank(mode, dense, lexical_scores, cfg, depth) if eligible.n else []
+        arts = eligible.artifacts
+        return ranked, (lambda seg: cache.artifact_id(int(arts[seg]))), cache.seq
+
+    def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
+        db = self.db
+        now = utcnow()
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, now, include_expired=False)
+            latest = db.artifacts.latest(row.root_artifact_id, now)
+            assert latest is not None
+            root = latest.root_artifact_id
+            event = self.ctx.event("updated", scope, root, [latest.artifact_id])
+            if latest.promoted_to_source_id:
+                found = db.sources.get(latest.promoted_to_source_id)
+                if found:
+                    return PromoteResult(
+                        artifact_id=latest.artifact_id, source_id=found.source_id, source_name=found.source_name,
+                        already_promoted=True,
+                        message=f"already a knowledge source ({found.source_id}); nothing changed",
+                    ), event
+            source_id = new_source_id()
+            name = req.source_name or latest.name
+            with db.transaction():
+                db.sources.insert(SourceRow(
+                    source_id=source_id, root_artifact_id=root, artifact_id=latest.artifact_id, source_name=name,
+                    description=req.description, org_id=scope.org_id, workspace_id=scope.workspace_id,
+                    namespace_id=scope.namespace_id, created_at=now,
+                ))
+                for v in db.artifacts.versions(root, now):
+                    db.artifacts.update(v.artifact_id, {"promoted_to_source_id": source_id, "updated_at": now})
+                fields: dict[str, Any] = {"is_pinned": True, "ttl_seconds": None, "expires_at": None}
+                if latest.is_indexed:
+                    fields["index_collection"] = "sources"
+                db.artifacts.update(latest.artifact_id, fields)
+                db.chunks.set_fields([latest.artifact_id], {"collection": "sources", "expires_at": None})
+            return PromoteResult(
+                artifact_id=latest.artifact_id, source_id=source_id, source_name=name, already_promoted=False,
+                message=f"promoted to knowledge source {source_id!r}: pinned (no expiry) and searchable from every "
+                        f"namespace of workspace {scope.workspace_id!r}",
+            ), event
+
+    def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
+        now = utcnow()
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, now)
+            ids = [v.artifact_id for v in self.db.artifacts.versions(row.root_artifact_id, now)]
+            jobs = self.db.jobs.for_artifacts(ids)
+        return JobList(artifact_id=artifact_id, root_artifact_id=row.root_artifact_id, jobs=jobs)

@@ -1,0 +1,245 @@
+"""ArtifactStore: the synchronous core behind every tool (repositories + blobs, one lock, one writer).
+
+A thin façade: it opens the services over one set of repositories, holds the one store lock they share, and
+registers each operation other processes may call (`@operation`, storage/ownership/registry.py). Callers reach
+it through `storage.ownership.client.StoreClient`, which runs these methods on a worker thread in the owning
+process, or forwards them over a local socket from any other process.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from artifact_mcp.storage.blobs import BlobStore
+from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.cursor import CursorCodec
+from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
+from artifact_mcp.storage.index.embeddings import known_dim
+from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
+from artifact_mcp.storage.index.search_cache import SearchCache
+from artifact_mcp.storage.jobs import RetryPolicy
+from artifact_mcp.storage.links import DownloadLink, DownloadTarget, LinkSigner
+from artifact_mcp.storage.models import (
+    Artifact,
+    ArtifactPage,
+    ArtifactPatch,
+    ChangeEvent,
+    ContentBody,
+    DeleteResult,
+    FilePatch,
+    JobList,
+    ListQuery,
+    NewArtifact,
+    NewFileArtifact,
+    PromoteRequest,
+    PromoteResult,
+    QueryRequest,
+    QueryResult,
+    Scope,
+    StagedBlob,
+    UpdateResult,
+)
+from artifact_mcp.storage.ownership.registry import operation
+from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
+from artifact_mcp.storage.repositories.protocols import Repositories
+from artifact_mcp.storage.services.context import StoreContext
+from artifact_mcp.storage.services.generation import GenerationOutcome, GenerationService, GenerationTask
+from artifact_mcp.storage.services.housekeeping import HousekeepingService
+from artifact_mcp.storage.services.indexing import IndexingService, IndexTask
+from artifact_mcp.storage.services.links import LinkService
+from artifact_mcp.storage.services.reads import DEFAULT_MAX_CHARS, ReadService
+from artifact_mcp.storage.services.recall import RecallService
+from artifact_mcp.storage.services.writes import WriteService
+
+
+def open_store(cfg: StoreConfig) -> ArtifactStore:
+    index = cfg.index
+    indexer = Indexer(index)
+    db = DuckDBRepositories(cfg.catalog_path, embedding_dim=known_dim(index.embedding_model) or indexer.model.dim,
+                            memory_limit=cfg.memory_limit, threads=cfg.threads)
+    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
+    return ArtifactStore(db, blobs, max_content_bytes=cfg.max_upload_bytes, indexer=indexer)
+
+
+class ArtifactStore:
+    def __init__(self, db: Repositories, blobs: BlobStore, *, max_content_bytes: int,
+                 index: IndexConfig | None = None, indexer: Indexer | None = None) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.max_content_bytes = max_content_bytes
+        self.indexer = indexer or Indexer(index or IndexConfig())
+        self._lock = threading.RLock()
+        cfg = self.indexer.config
+        retry = RetryPolicy(max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)
+        ctx = StoreContext(db=db, blobs=blobs, lock=self._lock, max_content_bytes=max_content_bytes)
+        with self._lock:
+            cursors = CursorCodec(db.settings.secret("cursor_secret"))
+            signer = LinkSigner(db.settings.secret("download_secret"))
+        self.cache = SearchCache(db.chunks.dim)
+        self.indexing = IndexingService(ctx, self.indexer, self.cache, retry)
+        self.indexing.match_model()
+        self._writes = WriteService(ctx, self.indexing)
+        self._reads = ReadService(ctx, cursors)
+        self._links = LinkService(ctx, signer)
+        self._recall = RecallService(ctx, self.indexer, self.cache)
+        self._housekeeping = HousekeepingService(ctx, self._writes)
+        self.generation = GenerationService(ctx, self._recall, retry)
+
+    @property
+    def con(self) -> Any:
+        """The backend's connection (tests and benchmarks inspect the catalog through it; hold `_lock`)."""
+        return getattr(self.db, "con", None)
+
+    def close(self) -> None:
+        self._recall.close()
+        with self._lock:
+            self.db.close()
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    @operation(retryable=True, enqueues=True, fresh_id="artifact_id")  # retried with its pre-chosen id
+    def create(self, scope: Scope, new: NewArtifact, artifact_id: str | None = None) -> tuple[Artifact, ChangeEvent]:
+        """Create version 1. A caller-chosen `artifact_id` makes a retried create return the same artifact."""
+        return self._writes.create(scope, new, artifact_id)
+
+    @operation(retryable=True, enqueues=True, public=False)
+    def create_from_blob(self, scope: Scope, new: NewFileArtifact, staged: StagedBlob,
+                         artifact_id: str | None = None) -> tuple[Artifact, ChangeEvent]:
+        """Create version 1 from bytes already streamed to the blob store (`BlobStore.stage_stream`): neither this
+        process nor the socket between processes ever holds them whole. Retried with the same `artifact_id`, it
+        returns the same artifact."""
+        return self._writes.create_from_blob(scope, new, staged, artifact_id)
+
+    @operation(enqueues=True)
+    def update(self, scope: Scope, artifact_id: str, patch: ArtifactPatch) -> tuple[UpdateResult, ChangeEvent]:
+        """Change fields in place, or (new content) make a new version."""
+        return self._writes.update(scope, artifact_id, patch)
+
+    @operation(enqueues=True, public=False)
+    def update_from_blob(self, scope: Scope, artifact_id: str, patch: FilePatch,
+                         staged: StagedBlob) -> tuple[UpdateResult, ChangeEvent]:
+        """A new version from bytes already streamed to the blob store (`BlobStore.stage_stream`), with the patch's
+        field changes."""
+        return self._writes.update_from_blob(scope, artifact_id, patch, staged)
+
+    @operation(enqueues=True)
+    def delete(self, scope: Scope, artifact_id: str, all_versions: bool = True) -> tuple[DeleteResult, ChangeEvent]:
+        return self._writes.delete(scope, artifact_id, all_versions)
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    @operation(retryable=True)
+    def get(self, scope: Scope, artifact_id: str, include_expired: bool = False,
+            max_chars: int = DEFAULT_MAX_CHARS) -> Artifact:
+        return self._reads.get(scope, artifact_id, include_expired, max_chars)
+
+    @operation(retryable=True)
+    def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
+        return self._reads.list(scope, query)
+
+    @operation(retryable=True)
+    def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
+        return self._reads.versions(scope, artifact_id)
+
+    @operation(retryable=True)
+    def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
+        return self._reads.read_content(scope, artifact_id)
+
+    @operation(retryable=True)
+    def locate(self, artifact_id: str) -> Scope | None:
+        """The scope an artifact id lives in (for resource URIs, which carry no scope)."""
+        return self._reads.locate(artifact_id)
+
+    # --- recall ----------------------------------------------------------------------------------
+
+    @operation(retryable=True)
+    def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
+        return self._recall.query(scope, req)
+
+    @operation(retryable=True)  # idempotent
+    def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
+        return self._recall.promote(scope, artifact_id, req)
+
+    @operation(retryable=True)
+    def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
+        return self._recall.list_jobs(scope, artifact_id)
+
+    # --- download links --------------------------------------------------------------------------
+
+    @operation(retryable=True)
+    def download_link(self, scope: Scope, artifact_id: str, expires_in: int, token_id: str | None,
+                      issued_at: datetime | None = None) -> DownloadLink:
+        """Sign a link to this artifact version, valid `expires_in` seconds from `issued_at` (default now; only a
+        past clock is honoured, so a link can be made to expire earlier, never later)."""
+        return self._links.download_link(scope, artifact_id, expires_in, token_id, issued_at)
+
+    @operation(retryable=True)
+    def resolve_download(self, token: str) -> DownloadTarget:
+        """What a link serves, once its signature and expiry check out and its artifact version still exists (and
+        has not expired); Forbidden with one generic message otherwise."""
+        return self._links.resolve_download(token)
+
+    @operation(retryable=True)
+    def download_target(self, scope: Scope, artifact_id: str) -> DownloadTarget:
+        """What a download of this version serves (for routes that authenticate the caller themselves): the bytes
+        are then streamed from the blob store, never loaded whole."""
+        return self._links.download_target(scope, artifact_id)
+
+    # --- generated documents ---------------------------------------------------------------------
+
+    # A retry carries the same pre-chosen artifact id, so it returns the first acceptance.
+    @operation(retryable=True, generates=True, fresh_id="artifact_id")
+    def generate(self, scope: Scope, principal_id: str, req: GenerateRequest, artifact_id: str,
+                 draft: Draft | None = None, created_by: str | None = None
+                 ) -> GenerateResult | tuple[GenerateResult, ChangeEvent]:
+        """Accept a generation request: the new artifact (status `processing`) and its queued job, or, for a
+        repeated idempotency key (or a retried call with the same pre-chosen `artifact_id`), the first ones."""
+        return self.generation.generate(scope, principal_id, req, artifact_id, draft, created_by)
+
+    @operation(retryable=True)
+    def find_generation(self, scope: Scope, principal_id: str, req: GenerateRequest) -> GenerateResult | None:
+        """What `generate` would replay for this idempotency key (None: it would accept a new request). Raises
+        Conflict when the key was used for a different request."""
+        return self.generation.find_generation(scope, principal_id, req)
+
+    @operation(retryable=True)
+    def generation_material(self, scope: Scope, req: GenerateRequest) -> Material:
+        """The material as the client's model will read it: each artifact's text, cut to share a prompt budget."""
+        return self.generation.generation_material(scope, req)
+
+    # --- the owner's background work (called in the owning process only) ----------------------------
+
+    def claim_index_jobs(self, limit: int) -> list[IndexTask]:
+        return self.indexing.claim_index_jobs(limit)
+
+    def prepare_index(self, tasks: list[IndexTask]) -> list[Prepared]:
+        return self.indexing.prepare_index(tasks)
+
+    def commit_index(self, tasks: list[IndexTask], prepared: list[Prepared]) -> list[ChangeEvent]:
+        return self.indexing.commit_index(tasks, prepared)
+
+    def next_job_due(self) -> datetime | None:
+        return self.indexing.next_job_due()
+
+    def warm_up(self) -> None:
+        self.indexing.warm_up()
+
+    def claim_generation_jobs(self, limit: int) -> list[GenerationTask]:
+        return self.generation.claim_generation_jobs(limit)
+
+    def next_generation_due(self) -> datetime | None:
+        return self.generation.next_generation_due()
+
+    def run_generation(self, task: GenerationTask) -> GenerationOutcome:
+        return self.generation.run_generation(task)
+
+    def commit_generation(self, task: GenerationTask, outcome: GenerationOutcome) -> list[ChangeEvent]:
+        return self.generation.commit_generation(task, outcome)
+
+    def sweep_expired(self) -> list[ChangeEvent]:
+        return self._housekeeping.sweep_expired()
+
+    def collect_garbage(self) -> int:
+        return self._housekeeping.collect_garbage()
