@@ -10,10 +10,10 @@ from mcp.server.mcpserver import Context
 from starlette.requests import HTTPConnection
 
 from artifact_mcp.server.auth.http import principal_of
-from artifact_mcp.storage.access import Permission, Principal, local_principal
 from artifact_mcp.server.auth.tokens import TokenFile
 from artifact_mcp.server.notifications import Notifier
 from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage.access import Permission, Principal, local_principal
 from artifact_mcp.storage.errors import Forbidden, Unavailable
 from artifact_mcp.storage.models import Scope
 from artifact_mcp.storage.ownership.client import StoreClient
