@@ -11,26 +11,24 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier, Unauthenticated, www_authenticate
+from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier
+from artifact_mcp.server.routes.aimable import aimable_router
+from artifact_mcp.server.routes.errors import install_error_handlers
+from artifact_mcp.server.routes.health import health_router
+from artifact_mcp.server.routes.link_downloads import downloads_router
+from artifact_mcp.server.routes.mechamental import mechamental_router
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.server.transport import transport_security
-from artifact_mcp.storage.errors import StoreError
 
 access_log = logging.getLogger("artifact_mcp.access")
-
-STATUS_FOR: dict[str, int] = {
-    "invalid": 422, "not_found": 404, "conflict": 409, "too_large": 413, "forbidden": 403, "unavailable": 503,
-}
 
 
 class AccessLog:
@@ -79,8 +77,6 @@ def _mcp_app(app: MCPServer, runtime: Runtime, transport: str) -> Starlette:
 
 def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
     """The whole HTTP server; the store is opened once, in this app's lifespan."""
-    from artifact_mcp.server.routes.health import health_router
-
     inner = _mcp_app(app, runtime, transport)
     inner_lifespan = inner.router.lifespan_context
 
@@ -90,46 +86,36 @@ def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
             yield
 
     api = FastAPI(title="artifact-mcp", version=app._lowlevel_server.version or "0.0.0",
-                  description="REST mirror of the artifact-mcp tools (MechaMental routes), download links, health.",
+                  description="The artifact store over REST: the MechaMental and Aimable Artifacts APIs (the same "
+                              "use cases as the MCP tools), download links, health.",
                   lifespan=lifespan, openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     api.state.runtime = runtime
     api.include_router(health_router(runtime))
-    for router in _optional_routers(runtime):
-        api.include_router(router)
-
-    @api.exception_handler(StoreError)
-    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
-        status = STATUS_FOR.get(exc.kind, 400)
-        if status == 422:  # the same `detail` list as FastAPI's request validation errors
-            detail = [{"type": "value_error", "loc": ["body"], "msg": exc.message, "input": None, "ctx": {}}]
-            return JSONResponse({"detail": detail, "error": exc.kind}, status_code=422)
-        return JSONResponse({"detail": exc.message, "error": exc.kind}, status_code=status)
-
-    @api.exception_handler(Unauthenticated)
-    async def unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "error": "unauthenticated"}, status_code=401,
-                            headers={"WWW-Authenticate": www_authenticate(description=exc.message)})
-
-    api.mount("/", inner)
-    outer: ASGIApp = api
+    api.include_router(downloads_router(runtime))
+    api.include_router(mechamental_router(runtime))
+    api.include_router(aimable_router(runtime))
+    install_error_handlers(api)
+    outer: ASGIApp = Doors(api, inner)
     if runtime.auth_enabled:
         outer = AuthenticationMiddleware(outer, backend=BearerAuthBackend(FileTokenVerifier(runtime.tokens)))
     return AccessLog(ApiKeyHeader(outer))
 
 
-def _optional_routers(runtime: Runtime) -> list[Any]:
-    """Routers of the other HTTP features (download links, REST mirror), each in its own module."""
-    routers: list[Any] = []
-    try:
-        from artifact_mcp.server.routes.link_downloads import downloads_router
-    except ImportError:
-        pass
-    else:
-        routers.append(downloads_router(runtime))
-    try:
-        from artifact_mcp.server.routes.rest import rest_router
-    except ImportError:
-        pass
-    else:
-        routers.append(rest_router(runtime))
-    return routers
+class Doors:
+    """MCP's own paths (`/mcp`, `/sse`, `/messages/`, its OAuth metadata) go to the SDK's app, everything else to
+    FastAPI. (Mounting the SDK's app at `/` would send every unmatched path and method there, so a wrong method on
+    a REST route answered a plain-text 404 instead of a JSON 405.)"""
+
+    def __init__(self, api: ASGIApp, mcp: Starlette) -> None:
+        self.api = api
+        self.mcp = mcp
+        self.prefixes = tuple(sorted({route.path.rstrip("/") for route in mcp.routes if hasattr(route, "path")}))
+
+    def _is_mcp(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self._is_mcp(scope["path"]):
+            await self.mcp(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)

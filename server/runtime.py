@@ -13,14 +13,15 @@ from artifact_mcp.server.auth.http import principal_of
 from artifact_mcp.server.auth.tokens import TokenFile
 from artifact_mcp.server.notifications import Notifier
 from artifact_mcp.server.settings import Settings
-from artifact_mcp.storage.access import Permission, Principal, local_principal
+from artifact_mcp.storage.access import Principal, local_principal
 from artifact_mcp.storage.errors import Forbidden, Unavailable
 from artifact_mcp.storage.models import Scope
 from artifact_mcp.storage.ownership.client import StoreClient
+from artifact_mcp.storage.usecases.links import LinkPolicy
 
 
 class Runtime:
-    """Implements `tools.artifacts.Backend`. Opened once per process (see `lifespan`)."""
+    """Implements `tools.backend.Backend`. Opened once per process (see `lifespan`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -53,10 +54,11 @@ class Runtime:
     def principal(self, ctx: Context) -> Principal:
         return self.principal_for(ctx.request_context.request)
 
-    def authorize(self, ctx: Context, params: Any, need: Permission) -> Scope:
-        """The scope a tool call acts on (omitted parts from the caller's default), checked against its grants."""
-        return self.principal(ctx).resolve(getattr(params, "org_id", None), getattr(params, "workspace_id", None),
-                                           getattr(params, "namespace_id", None), need)
+    @property
+    def link_policy(self) -> LinkPolicy:
+        s = self.settings
+        return LinkPolicy(transport="stdio" if s.transport == "stdio" else "http", public_url=self.public_url,
+                          native=s.native_download_links)
 
     @property
     def store(self) -> StoreClient:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artifact_mcp.storage.errors import Forbidden, InvalidInput
-from artifact_mcp.storage.models import Scope
+from artifact_mcp.storage.models import Scope, ScopeId
 
 Permission = Literal["read", "write", "admin"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "admin")
@@ -117,3 +117,35 @@ def local_principal(default_scope: Scope) -> Principal:
     """stdio (and HTTP with auth turned off): local and trusted, scope defaults from settings."""
     return Principal(principal_id="local", scopes=(ScopeGrant(org_id="*"),), permissions=frozenset(PERMISSIONS),
                      default_scope=default_scope, trusted=True)
+
+
+class ScopeParams(BaseModel):
+    """Optional tenant scope of a tool call; omitted parts default from the caller's default scope."""
+
+    org_id: ScopeId | None = None
+    workspace_id: ScopeId | None = None
+    namespace_id: ScopeId | None = None
+
+
+class Access(BaseModel):
+    """Who is calling and the scope it acts on, already checked: what every use case takes first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scope: Scope
+    principal: Principal
+
+    @classmethod
+    def check(cls, principal: Principal, scope: Scope, need: Permission) -> Access:
+        """A door that knows the whole scope (the REST paths): check it against the principal's grants."""
+        return cls(scope=principal.check(scope, need), principal=principal)
+
+    @classmethod
+    def resolve(cls, principal: Principal, params: ScopeParams, need: Permission) -> Access:
+        """A door whose caller may omit scope parts (the tools): fill them from the default, then check."""
+        scope = principal.resolve(params.org_id, params.workspace_id, params.namespace_id, need)
+        return cls(scope=scope, principal=principal)
+
+    def author(self, claimed: str | None) -> str | None:
+        """created_by/updated_by: an authenticated caller is recorded as its principal, whatever it claims."""
+        return claimed if self.principal.trusted else self.principal.principal_id

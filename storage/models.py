@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from artifact_mcp.storage.text import CleanInput, Label, Prose, SafeFileName
+
 # --- limits (also quoted in error messages, so an agent knows what to change) -------------------
 
 MAX_NAME_CHARS = 512
@@ -33,6 +35,7 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 MAX_PROVENANCE_CHARS = 256  # source*, created_by, updated_by
 PREVIEW_CHARS = 500
+DEFAULT_MAX_CHARS = 50_000  # content characters a read returns unless it asks for fewer or more
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 ARTIFACT_ID_PATTERN = r"^art_[0-9a-f]{32}$"
@@ -50,8 +53,8 @@ ArtifactId = Annotated[
 # completed: a generated document (generate_artifact) whose job has written it.
 ArtifactStatus = Literal["pending", "processing", "ready", "completed", "failed", "archived"]
 Visibility = Literal["namespace", "workspace", "org"]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS, strip_whitespace=True)]
-Keyword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, strip_whitespace=True)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS, strip_whitespace=True), Label]
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, strip_whitespace=True), Label]
 ArtifactType = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
@@ -60,6 +63,7 @@ ArtifactType = Annotated[
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, strip_whitespace=True),
+    Label,
     Field(description=f"Human-readable name, 1-{MAX_NAME_CHARS} characters."),
 ]
 
@@ -77,7 +81,10 @@ def _check_metadata(value: dict[str, JsonValue] | None) -> dict[str, JsonValue] 
 
 
 Metadata = Annotated[dict[str, JsonValue], AfterValidator(_check_metadata)]
-Provenance = Annotated[str | None, Field(max_length=MAX_PROVENANCE_CHARS)]
+Provenance = Annotated[str | None, Field(max_length=MAX_PROVENANCE_CHARS), Label]
+# Stored as given after reduction to a safe base name (storage/text.py); the limit applies to what was sent.
+FileNameField = Annotated[Annotated[str, Field(max_length=MAX_NAME_CHARS)] | None, SafeFileName]
+MimeType = Annotated[str | None, Field(max_length=255), Label]
 
 
 class Scope(BaseModel):
@@ -93,12 +100,12 @@ class Scope(BaseModel):
         return f"{self.org_id}/{self.workspace_id}/{self.namespace_id}"
 
 
-class ArtifactFields(BaseModel):
+class ArtifactFields(CleanInput):
     """Descriptive fields an agent may set on create and change on update."""
 
-    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS)] = None
+    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS), Prose] = None
     thread_id: ScopeId | None = Field(None, description="Conversation/thread this artifact belongs to.")
-    summary: Annotated[str | None, Field(max_length=MAX_SUMMARY_CHARS)] = None
+    summary: Annotated[str | None, Field(max_length=MAX_SUMMARY_CHARS), Prose] = None
     keywords: Annotated[list[Keyword] | None, Field(max_length=MAX_KEYWORDS)] = None
     tags: Annotated[list[Tag] | None, Field(max_length=MAX_TAGS,
                                             description=f"Up to {MAX_TAGS} tags for filtering.")] = None
@@ -120,8 +127,8 @@ class NewFileArtifact(ArtifactFields):
     artifact_type: ArtifactType = "document"
     # None: 'pending' until the index job has run, then 'ready' (or 'failed').
     status: ArtifactStatus | None = None
-    file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
-    mime_type: Annotated[str | None, Field(max_length=255)] = None
+    file_name: FileNameField = None
+    mime_type: MimeType = None
     created_by: Provenance = None
 
 
@@ -140,8 +147,8 @@ class FilePatch(ArtifactFields):
     name: Name | None = None
     artifact_type: ArtifactType | None = None
     status: ArtifactStatus | None = None
-    file_name: Annotated[str | None, Field(max_length=MAX_NAME_CHARS)] = None
-    mime_type: Annotated[str | None, Field(max_length=255)] = None
+    file_name: FileNameField = None
+    mime_type: MimeType = None
     clear_ttl: bool = False
     expected_version: int | None = Field(None, ge=1)
     updated_by: Provenance = None
@@ -167,7 +174,7 @@ class StagedBlob(BaseModel):
     size_bytes: int = Field(ge=0)
 
 
-class ListQuery(BaseModel):
+class ListQuery(CleanInput):
     """Filters and page position for listing artifacts."""
 
     thread_id: ScopeId | None = None
@@ -288,10 +295,11 @@ QueryMode = Literal["hybrid", "semantic", "keyword"]
 MAX_QUERY_CHARS = 4000
 
 
-class QueryRequest(BaseModel):
+class QueryRequest(CleanInput):
     """A search over the caller's artifacts (and, by default, the workspace's promoted sources)."""
 
-    query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, strip_whitespace=True)] = Field(
+    query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, strip_whitespace=True),
+                     Prose] = Field(
         description="What to look for, in natural language or keywords/identifiers."
     )
     top_k: Annotated[int, Field(ge=1, le=100, description="How many artifacts to return (1-100).")] = 10
@@ -390,12 +398,12 @@ class JobList(BaseModel):
     jobs: list[Job] = Field(description="Jobs of every version of the artifact, newest first.")
 
 
-class PromoteRequest(BaseModel):
+class PromoteRequest(CleanInput):
     source_name: Annotated[str | None, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS,
-                                                         strip_whitespace=True)] = Field(
+                                                         strip_whitespace=True), Label] = Field(
         None, description="Name of the knowledge source (default: the artifact's name)."
     )
-    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS)] = None
+    description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION_CHARS), Prose] = None
 
 
 class PromoteResult(BaseModel):

@@ -53,7 +53,7 @@ def test_token_cli_stores_only_hashes(tmp_path: Path) -> None:
     path = data / "tokens.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     stored = path.read_text()
-    secret = token.rsplit("_", 1)[1]
+    secret = token.split("_", 2)[2]  # the secret itself may contain "_" (URL-safe base64)
     assert secret not in stored and token not in stored
     listed = cli(data, "token", "list")
     assert listed.returncode == 0

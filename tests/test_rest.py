@@ -92,7 +92,7 @@ def test_openapi_is_public_and_complete(server: Server) -> None:
            if p.startswith(prefix)}
     assert set(ops) >= {
         ("GET", "/artifacts"), ("POST", "/artifacts"), ("POST", "/artifacts/upload"),
-        ("GET", "/artifacts/{artifact_id}"), ("PATCH", "/artifacts/{artifact_id}"),
+        ("GET", "/artifacts/{artifact_id}"), ("PUT", "/artifacts/{artifact_id}"), ("PATCH", "/artifacts/{artifact_id}"),
         ("DELETE", "/artifacts/{artifact_id}"), ("GET", "/artifacts/{artifact_id}/versions"),
         ("GET", "/artifacts/{artifact_id}/download-url"), ("GET", "/artifacts/{artifact_id}/download"),
         ("GET", "/threads/{thread_id}/artifacts"), ("POST", "/artifacts/query"),
@@ -170,7 +170,7 @@ def test_validation_errors_have_the_detail_shape(alice: httpx.Client) -> None:
     before = _total(alice)
     entry = _assert_detail(alice.get(f"{ACME}/artifacts", params={"limit": 500}), ["query", "limit"],
                            "less_than_equal")
-    assert entry["input"] == "500" and entry["ctx"] == {"le": 200}
+    assert entry["input"] == 500 and entry["ctx"] == {"le": 200}  # as the seeds echo it: the number
     _assert_detail(alice.get(f"{ACME}/artifacts", params={"limit": 0}), ["query", "limit"], "greater_than_equal")
     _assert_detail(alice.get(f"{ACME}/artifacts", params={"bogus": 1}), ["query", "bogus"], "extra_forbidden")
     entry = _assert_detail(alice.get(f"{ACME}/artifacts/art_123"), ["path", "artifact_id"], "string_pattern_mismatch")
@@ -311,12 +311,21 @@ def test_upload_and_download_round_trip(server: Server, alice: httpx.Client) -> 
     assert art["metadata"] == {"source": "sensor"} and art["created_by"] == "alice"
     assert art["artifact_type"] == "file" and art["thread_id"] == "t-up"
 
-    # The download redirects to a short signed link; following it yields the exact bytes.
+    # The seed's download answer is JSON naming a signed link (default one hour); the link yields the exact bytes.
     r = alice.get(f"{ACME}/artifacts/{art['artifact_id']}/download")
-    assert r.status_code == 307 and "/download/" in r.headers["location"]
-    r = httpx.get(r.headers["location"], timeout=TIMEOUT)  # the link alone is the credential
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert set(got) >= {"artifact_id", "download_url", "expires_in", "file_name", "content_type", "file_size_bytes"}
+    assert got["artifact_id"] == art["artifact_id"] and got["expires_in"] == 3600 and got["file_name"] == "blob.bin"
+    assert got["file_size_bytes"] == len(BINARY) and "/download/" in got["download_url"]
+    r = httpx.get(got["download_url"], timeout=TIMEOUT)  # the link alone is the credential
     assert r.status_code == 200 and r.content == BINARY
     assert "blob.bin" in r.headers["content-disposition"]
+    assert alice.get(f"{ACME}/artifacts/{art['artifact_id']}/download",
+                     params={"expires_in": 600}).json()["expires_in"] == 600
+    for bad in (59, 86401, "soon"):
+        _assert_detail(alice.get(f"{ACME}/artifacts/{art['artifact_id']}/download", params={"expires_in": bad}),
+                       ["query", "expires_in"])
 
     link = alice.get(f"{ACME}/artifacts/{art['artifact_id']}/download-url", params={"expires_in": 120}).json()
     assert link["expires_in"] == 120 and link["file_size_bytes"] == len(BINARY)
@@ -330,7 +339,8 @@ def test_upload_and_download_round_trip(server: Server, alice: httpx.Client) -> 
     md = r.json()
     assert md["name"] == "My notes" and md["mime_type"].startswith("text/")
     assert alice.get(f"{ACME}/artifacts/{md['artifact_id']}").json()["content_text"] == "# Title\n\nbody ü"
-    follow = alice.get(f"{ACME}/artifacts/{md['artifact_id']}/download", follow_redirects=True)
+    follow = httpx.get(alice.get(f"{ACME}/artifacts/{md['artifact_id']}/download").json()["download_url"],
+                       timeout=TIMEOUT)
     assert follow.status_code == 200 and follow.content == "# Title\n\nbody ü".encode()
 
 

@@ -20,7 +20,8 @@ from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from artifact_mcp.storage.errors import StoreError
-from artifact_mcp.storage.models import Artifact, Scope, ScopeId
+from artifact_mcp.storage.models import Artifact
+from artifact_mcp.storage.text import printable
 from artifact_mcp.tools.schema import compact_schema
 
 
@@ -32,21 +33,6 @@ class ToolInput(ArgModelBase):
     # Fields whose string values must not be re-parsed as JSON (MCPServer does that for clients that
     # send objects as JSON strings, which would turn text content like "[1, 2]" into a list).
     raw_string_fields: ClassVar[frozenset[str]] = frozenset()
-
-
-class ScopeParams(BaseModel):
-    """Optional tenant scope; omitted parts default from the server's settings."""
-
-    org_id: ScopeId | None = None
-    workspace_id: ScopeId | None = None
-    namespace_id: ScopeId | None = None
-
-    def resolve_scope(self, default: Scope) -> Scope:
-        return Scope(
-            org_id=self.org_id or default.org_id,
-            workspace_id=self.workspace_id or default.workspace_id,
-            namespace_id=self.namespace_id or default.namespace_id,
-        )
 
 
 class _Metadata(FuncMetadata):
@@ -67,6 +53,38 @@ class _Metadata(FuncMetadata):
 
 
 Handler = Callable[..., Awaitable[CallToolResult]]  # (params, ctx, **resolved)
+
+
+def _received(value: Any) -> str:
+    text = printable(repr(value))
+    return text if len(text) <= 80 else f"{text[:77]}... ({len(text)} chars)"
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per field: where, the rule, and what was received (pydantic's own text carries type codes and a
+    help URL an agent cannot use)."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "arguments"
+        msg = err["msg"].removeprefix("Value error, ")
+        line = f"- {where}: {msg}"
+        if err["type"] != "missing":
+            line += f" (received {_received(err.get('input'))})"
+        lines.append(line)
+    count = len(lines)
+    return f"{count} invalid argument{'s' if count > 1 else ''}:\n" + "\n".join(lines)
+
+
+class ArtifactTool(Tool):
+    """An SDK tool whose argument errors read as `describe_errors` lines instead of pydantic's dump."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            return await super().run(arguments, context, convert_result)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(f"Error executing tool {self.name}: {describe_errors(exc.__cause__)}") from None
+            raise
 
 
 def make_tool(
@@ -95,13 +113,13 @@ def make_tool(
         except ValidationError as exc:
             # A storage model built from the (already validated) arguments can still reject them, e.g. a bad
             # type inside list_artifacts' comma-separated artifact_types: the caller's to fix, not a crash.
-            raise ToolError(str(exc)) from exc
+            raise ToolError(describe_errors(exc)) from exc
 
     schema = input_model.model_json_schema(by_alias=True)
     meta = _Metadata(arg_model=input_model, output_model=output_model)
     assert meta.output_schema is not None
     meta.output_schema = compact_schema(meta.output_schema)
-    return Tool(
+    return ArtifactTool(
         fn=run,
         name=name,
         title=title,

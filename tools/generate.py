@@ -11,7 +11,6 @@ which composes, renders and stores the document in the background.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -29,34 +28,24 @@ from mcp.types import (
     ToolAnnotations,
 )
 from mcp_types.version import is_version_at_least
-from pydantic import Field
 
+from artifact_mcp.storage.access import ScopeParams
 from artifact_mcp.storage.errors import StoreError
 from artifact_mcp.storage.generate.compose import prompt
-from artifact_mcp.storage.generate.models import (
-    Draft,
-    GenerateOptions,
-    GenerateRequest,
-    GenerateResult,
-)
-from artifact_mcp.tools.artifacts import Backend, _author
-from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool, tool_result
+from artifact_mcp.storage.generate.models import Draft, GenerateOptions, GenerateResult, IdempotencyKey
+from artifact_mcp.storage.usecases.bodies import GenerateBody
+from artifact_mcp.storage.usecases.generation import generate_artifact as generate
+from artifact_mcp.storage.usecases.generation import material_to_write, request_of
+from artifact_mcp.tools.backend import Backend, access, progress_of
+from artifact_mcp.tools.base import ToolInput, make_tool, tool_result
 
 log = logging.getLogger(__name__)
 
 _INPUT_REQUIRED_ERA = "2026-07-28"
 
 
-class GenerateArtifactInput(ToolInput, ScopeParams, GenerateRequest):
-    wait: bool = Field(
-        False, description="Return only when the document is written (status 'completed' or 'failed'), with progress "
-                           "notifications meanwhile. By default the call returns at once with status 'processing'.",
-    )
-    wait_timeout_seconds: float = Field(300.0, gt=0, le=600, description="Longest wait for wait=true.")
-
-
-def _request(values: dict[str, Any]) -> GenerateRequest:
-    return GenerateRequest.model_validate({k: values[k] for k in GenerateRequest.model_fields if k in values})
+class GenerateArtifactInput(ToolInput, ScopeParams, GenerateBody):
+    idempotency_key: IdempotencyKey | None = None
 
 
 def _draft(result: Any) -> Draft | None:
@@ -85,18 +74,17 @@ def build_generate_tools(backend: Backend) -> list[Tool]:
         caps = ctx.client_capabilities
         if document_type == "transcript" or caps is None or caps.sampling is None:
             return None
-        values = {"document_type": document_type, "format": format, "thread_id": thread_id,
-                  "artifact_ids": artifact_ids, "query": query, "top_k": top_k, "options": options,
-                  "idempotency_key": idempotency_key}
+        spec = GenerateBody(document_type=document_type, format=format, thread_id=thread_id,  # type: ignore[arg-type]
+                            artifact_ids=artifact_ids, query=query, top_k=top_k, options=options)
+        req = request_of(spec, idempotency_key)
         try:
-            scope = backend.authorize(ctx, SimpleNamespace(org_id=org_id, workspace_id=workspace_id,
-                                                           namespace_id=namespace_id), "write")
-            req = _request(values)
-            if await backend.store.find_generation(scope, backend.principal(ctx).principal_id, req) is not None:
-                return None
-            material = await backend.store.generation_material(scope, req)
+            scoped = access(backend, ctx, ScopeParams(org_id=org_id, workspace_id=workspace_id,
+                                                      namespace_id=namespace_id), "write")
+            material = await material_to_write(backend.store, scoped, req)
         except StoreError as exc:
             raise ToolError(exc.message) from exc
+        if material is None:
+            return None
         system, text = prompt(req, material.items)
         sample = Sample([SamplingMessage(role="user", content=TextContent(type="text", text=text))],
                         max_tokens=min(16_000, req.max_words * 3), system_prompt=system, temperature=0.2,
@@ -123,21 +111,9 @@ def build_generate_tools(backend: Backend) -> list[Tool]:
         one (key sentences, each section citing its artifact ids). Transcripts are verbatim. Pass an
         idempotency_key to make retries safe: the same key with the same request returns the first artifact for
         24 h. The result is an ordinary artifact: searchable once indexed, versioned, downloadable, promotable."""
-        scope = backend.authorize(ctx, p, "write")
-        principal = backend.principal(ctx)
-        req = _request(p.model_dump(include=set(GenerateRequest.model_fields)))
-        result = await backend.store.generate(scope, principal.principal_id, req, draft=_draft(draft),
-                                              created_by=_author(backend, ctx, None))
-        if p.wait and result.artifact.status == "processing":
-            async def progress(state: str, fraction: float) -> None:
-                await ctx.report_progress(fraction, 1.0, f"document {state}")
-
-            await progress("queued", 0.2)
-            art = await backend.store.wait_generated(scope, result.artifact.artifact_id, p.wait_timeout_seconds,
-                                                     progress)
-            jobs = await backend.store.list_jobs(scope, art.artifact_id)
-            job = next((j for j in jobs.jobs if j.job_id == result.job.job_id), result.job)
-            result = result.model_copy(update={"artifact": art, "job": job})
+        result = await generate(backend.store, access(backend, ctx, p, "write"), request_of(p, p.idempotency_key),
+                                wait=p.wait, wait_timeout_seconds=p.wait_timeout_seconds, draft=_draft(draft),
+                                progress=progress_of(ctx))
         return tool_result(result, _summary_text(result), [result.artifact])
 
     return [

@@ -5,23 +5,25 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
-from pydantic import Field
 
-from artifact_mcp.storage.models import ArtifactId, JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
-from artifact_mcp.tools.artifacts import Backend
-from artifact_mcp.tools.base import ScopeParams, ToolInput, make_tool
+from artifact_mcp.storage.access import ScopeParams
+from artifact_mcp.storage.models import JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
+from artifact_mcp.storage.usecases import recall
+from artifact_mcp.storage.usecases.bodies import ArtifactRef
+from artifact_mcp.tools.backend import Backend, access
+from artifact_mcp.tools.base import ToolInput, make_tool
 
 
 class QueryArtifactsInput(ToolInput, ScopeParams, QueryRequest):
     pass
 
 
-class PromoteArtifactInput(ToolInput, ScopeParams, PromoteRequest):
-    artifact_id: ArtifactId = Field(description="Any version id of the artifact to promote (its latest is promoted).")
+class PromoteArtifactInput(ToolInput, ScopeParams, ArtifactRef, PromoteRequest):
+    pass
 
 
-class ListJobsInput(ToolInput, ScopeParams):
-    artifact_id: ArtifactId = Field(description="Any version id of the artifact.")
+class ListJobsInput(ToolInput, ScopeParams, ArtifactRef):
+    pass
 
 
 def _query_text(r: QueryResult) -> str:
@@ -47,8 +49,7 @@ def build_query_tools(backend: Backend) -> list[Tool]:
         (include_sources=false to skip them). Filters: thread_id, artifact_types, tags, min_score.
         mode='keyword' for exact identifiers, 'semantic' for paraphrases. Artifacts written a moment ago
         are searchable once indexed (create with wait_for_index=true to be sure)."""
-        req = QueryRequest.model_validate(p.model_dump(include=set(QueryRequest.model_fields)))
-        result = await backend.store.query(backend.authorize(ctx, p, "read"), req)
+        result = await recall.query_artifacts(backend.store, access(backend, ctx, p, "read"), p)
         content: list[TextContent | ResourceLink] = [TextContent(type="text", text=_query_text(result))]
         content += [
             ResourceLink(type="resource_link", uri=h.artifact.uri, name=h.artifact.name,
@@ -62,15 +63,14 @@ def build_query_tools(backend: Backend) -> list[Tool]:
         """Make an artifact a permanent knowledge source: pinned (TTL cleared, never expires) and searchable
         by query_artifacts from every namespace and thread of the workspace. Promoting again is harmless
         (returns the existing source)."""
-        req = PromoteRequest(source_name=p.source_name, description=p.description)
-        result = await backend.store.promote(backend.authorize(ctx, p, "admin"), p.artifact_id, req)
+        result = await recall.promote_artifact(backend.store, access(backend, ctx, p, "admin"), p.artifact_id, p)
         return CallToolResult(content=[TextContent(type="text", text=result.message)],
                               structured_content=result.model_dump(mode="json"))
 
     async def list_artifact_jobs(p: ListJobsInput, ctx: Context) -> CallToolResult:
         """List the background jobs (indexing) of an artifact's versions, newest first: job_id, type,
         status (queued/running/retrying/succeeded/failed/cancelled), attempts, error, timestamps."""
-        jobs = await backend.store.list_jobs(backend.authorize(ctx, p, "read"), p.artifact_id)
+        jobs = await recall.list_jobs(backend.store, access(backend, ctx, p, "read"), p.artifact_id)
         lines = [f"{len(jobs.jobs)} job(s) for {jobs.root_artifact_id}"]
         lines += [f"- {j.job_id} {j.type} {j.status} (attempts {j.attempts})" + (f": {j.error}" if j.error else "")
                   for j in jobs.jobs]

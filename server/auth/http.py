@@ -9,8 +9,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from artifact_mcp.storage.access import Principal
 from artifact_mcp.server.auth.tokens import TokenFile
+from artifact_mcp.storage.access import Principal
 
 CLAIM = "artifact_mcp_principal"
 

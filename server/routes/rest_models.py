@@ -1,55 +1,42 @@
-"""Request models of the REST mirror, derived from the MCP tools' input models so the two cannot drift.
+"""How the REST dialects carry the use cases' bodies: query strings and forms, and the Aimable answers.
 
-A tool input carries the tenant scope (`org_id`, `workspace_id`, `namespace_id`) and sometimes the artifact id
-as arguments; on the REST routes the path gives them instead. `without` copies a tool input model's fields
-(with their limits, descriptions and field validators) minus those, keeping `extra="forbid"`.
+The bodies themselves are the use cases' (storage/usecases/bodies.py), used as they are; a query string or a form
+only changes how lists and JSON arrive (comma lists, repeated parameters, JSON text), which these subclasses say.
 """
 
 from __future__ import annotations
 
-import inspect
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import UploadFile
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, JsonValue, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, JsonValue
 
-from artifact_mcp.storage.models import MAX_KEYWORDS, MAX_TAGS, ArtifactType, Keyword, Tag
-from artifact_mcp.tools.artifacts import (
-    CreateArtifactInput,
-    DeleteArtifactInput,
-    GetArtifactInput,
-    ListArtifactsInput,
-    UpdateArtifactInput,
-    UploadArtifactInput,
+from artifact_mcp.storage.generate.models import GenerateSpec
+from artifact_mcp.storage.models import (
+    MAX_KEYWORDS,
+    MAX_TAGS,
+    Artifact,
+    ArtifactStatus,
+    ArtifactType,
+    Keyword,
+    PromoteRequest,
+    QueryRequest,
+    ScopeId,
+    Tag,
 )
-from artifact_mcp.tools.base import ScopeParams
-from artifact_mcp.tools.download_links import GetDownloadUrlInput
-from artifact_mcp.tools.generate import GenerateArtifactInput
-from artifact_mcp.tools.query import PromoteArtifactInput, QueryArtifactsInput
+from artifact_mcp.storage.usecases.bodies import (
+    CreateBody,
+    DeleteOptions,
+    DownloadUrlOptions,
+    GenerateBody,
+    ListBody,
+    ReadOptions,
+    UpdateBody,
+    UploadFields,
+)
 
-SCOPE_FIELDS = frozenset(ScopeParams.model_fields)
-
-
-def without(model: type[BaseModel], name: str, drop: frozenset[str] = frozenset(), *,
-            base: type[BaseModel] | None = None, doc: str | None = None) -> type[BaseModel]:
-    """`model`'s fields minus the scope fields and `drop`, with its field validators, as a new model. (Model-level
-    rules are not copied: routes build the storage model from the body, which checks them.)"""
-    gone = SCOPE_FIELDS | drop
-    fields: dict[str, Any] = {
-        key: (info.annotation, info) for key, info in model.model_fields.items() if key not in gone
-    }
-    validators: dict[str, Any] = {}
-    for key, dec in model.__pydantic_decorators__.field_validators.items():
-        kept = tuple(f for f in dec.info.fields if f not in gone)
-        if kept:
-            # A classmethod validator comes back bound to `model`: rebind it as a classmethod of the new model
-            # (as it is, pydantic would take the class argument for the value and pass ValidationInfo as it).
-            func = classmethod(dec.func.__func__) if inspect.ismethod(dec.func) else dec.func
-            validators[key] = field_validator(*kept, mode=dec.info.mode)(func)
-    kwargs: dict[str, Any] = {"__base__": base} if base is not None else {
-        "__config__": ConfigDict(extra="forbid")}
-    out = create_model(name, __doc__=doc or model.__doc__, __validators__=validators, **kwargs, **fields)
-    return out
+_FORBID = ConfigDict(extra="forbid")
 
 
 def _split_commas(value: Any) -> Any:
@@ -76,53 +63,150 @@ CommaKeywords = Annotated[
     Field(description="Keywords: repeat the field or give a comma list."),
 ]
 
-
-class _QueryBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# --- MechaMental: query parameters and JSON bodies ---------------------------------------------------
 
 
-# --- query parameters ------------------------------------------------------------------------------
-
-_ListFields = without(ListArtifactsInput, "_ListFields", frozenset({"artifact_types", "tags"}), base=_QueryBase)
-
-
-class ListParams(_ListFields):  # type: ignore[misc,valid-type]
+class ListParams(ListBody):
     """Filters and page position of GET …/artifacts (query parameters)."""
 
+    model_config = _FORBID
     # A query string carries lists as repeated parameters; the MechaMental API also takes comma lists.
     artifact_types: CommaTypes = None
     tags: CommaTags = None
 
 
-ThreadListParams = without(ListParams, "ThreadListParams", frozenset({"thread_id"}), base=_QueryBase)
-GetParams = without(GetArtifactInput, "GetParams", frozenset({"artifact_id"}), base=_QueryBase)
-DeleteParams = without(DeleteArtifactInput, "DeleteParams", frozenset({"artifact_id"}), base=_QueryBase)
-DownloadUrlParams = without(GetDownloadUrlInput, "DownloadUrlParams", frozenset({"artifact_id"}), base=_QueryBase)
-
-# --- JSON bodies -------------------------------------------------------------------------------------
-
-CreateBody = without(CreateArtifactInput, "CreateArtifactBody",
-                     doc="A new artifact from text or JSON content (POST …/artifacts).")
-UpdateBody = without(UpdateArtifactInput, "UpdateArtifactBody", frozenset({"artifact_id"}),
-                     doc="An update (PATCH …/artifacts/{artifact_id}): new content makes a new version, "
-                         "anything else changes the latest version in place.")
-QueryBody = without(QueryArtifactsInput, "QueryArtifactsBody", doc="A search (POST …/artifacts/query).")
-GenerateBody = without(GenerateArtifactInput, "GenerateArtifactBody", frozenset({"idempotency_key"}),
-                       doc="A document to generate (POST …/artifacts/generate); the key is the Idempotency-Key header.")
-PromoteBody = without(PromoteArtifactInput, "PromoteArtifactBody", frozenset({"artifact_id"}),
-                      doc="How to name the knowledge source (POST …/artifacts/{artifact_id}/promote).")
-
-# --- multipart upload --------------------------------------------------------------------------------
-
-_UploadFields = without(UploadArtifactInput, "_UploadFields",
-                        frozenset({"data_base64", "path", "tags", "keywords", "metadata"}), base=_QueryBase)
+class GetParams(ReadOptions):
+    model_config = _FORBID
 
 
-class UploadForm(_UploadFields):  # type: ignore[misc,valid-type]
+class DeleteParams(DeleteOptions):
+    model_config = _FORBID
+
+
+class DownloadParams(DownloadUrlOptions):
+    model_config = _FORBID
+
+
+class CreateArtifactBody(CreateBody):
+    """A new artifact from text or JSON content (POST …/artifacts)."""
+
+    model_config = _FORBID
+
+
+class UpdateArtifactBody(UpdateBody):
+    """An update (PUT or PATCH …/artifacts/{artifact_id}): new content makes a new version, anything else changes
+    the latest version in place."""
+
+    model_config = _FORBID
+
+
+class QueryArtifactsBody(QueryRequest):
+    """A search (POST …/artifacts/query)."""
+
+    model_config = _FORBID
+
+
+class PromoteArtifactBody(PromoteRequest):
+    """How to name the knowledge source (POST …/artifacts/{artifact_id}/promote)."""
+
+    model_config = _FORBID
+
+
+class GenerateArtifactBody(GenerateBody):
+    """A document to generate (POST …/artifacts/generate); the key is the Idempotency-Key header."""
+
+    model_config = _FORBID
+
+
+class UploadForm(UploadFields):
     """multipart/form-data of POST …/artifacts/upload: the `file` part plus descriptive fields."""
+
+    model_config = _FORBID
 
     file: UploadFile = Field(description="The file's bytes (streamed to the blob store).")
     tags: CommaTags = None
     keywords: CommaKeywords = None
     metadata: Json[dict[str, JsonValue]] | None = Field(
         None, description="Free JSON object as text, e.g. '{\"k\": 1}'; at most 64 KiB serialized.")
+
+    def fields(self) -> UploadFields:
+        """The use case's body (the form minus its file part)."""
+        return UploadFields.model_validate(self.model_dump(exclude={"file"}))
+
+
+# --- Aimable ---------------------------------------------------------------------------------------
+
+
+class AimableListParams(BaseModel):
+    """Filters and page position of GET /v1/spaces/{space_id}/artifacts."""
+
+    model_config = _FORBID
+
+    thread_id: ScopeId | None = Field(None, description="Only artifacts of this thread.")
+    document_type: ArtifactType | None = Field(None, description="Only this type (e.g. 'summary', 'report').")
+    status: ArtifactStatus | None = None
+    limit: int = Field(20, ge=1, le=100, description="Page size, 1-100.")
+    cursor: str | None = Field(None, max_length=4096, description="`cursor` from the previous page.")
+
+    def to_body(self) -> ListBody:
+        return ListBody(thread_id=self.thread_id, artifact_types=[self.document_type] if self.document_type else None,
+                        status=self.status, limit=self.limit, cursor=self.cursor)
+
+
+class AimableArtifactItem(BaseModel):
+    id: str
+    document_type: str = Field(description="The artifact's type (for a generated document: summary, report…).")
+    status: ArtifactStatus
+    thread_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, a: Artifact) -> AimableArtifactItem:
+        return cls(id=a.artifact_id, document_type=a.document_type or a.artifact_type, status=a.status,
+                   thread_id=a.thread_id, created_at=a.created_at, updated_at=a.updated_at)
+
+
+class AimableList(BaseModel):
+    data: list[AimableArtifactItem]
+    cursor: str | None = Field(description="Pass back as `cursor` for the next page; null on the last page.")
+
+
+class AimableArtifact(AimableArtifactItem):
+    file_size: int
+    mime_type: str
+    name: str
+    version: int
+    format: str | None = None
+    file_name: str | None = None
+    generation_error: str | None = None
+
+    @classmethod
+    def of(cls, a: Artifact) -> AimableArtifact:
+        return cls(**AimableArtifactItem.of(a).model_dump(), file_size=a.size_bytes, mime_type=a.mime_type,
+                   name=a.name, version=a.version, format=a.format, file_name=a.file_name,
+                   generation_error=a.generation_error)
+
+
+class AimableJob(BaseModel):
+    job_id: str
+    type: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class AimableGenerateBody(GenerateSpec):
+    """POST /v1/spaces/{space_id}/artifacts/generate: `thread_id`, `document_type`, `format`, `options`
+    (`include_transcript`, `branding`); `artifact_ids` and `query` add material as in the MechaMental API."""
+
+    model_config = _FORBID
+
+
+class AimableGenerated(BaseModel):
+    id: str
+    document_type: str
+    format: str | None
+    status: ArtifactStatus
+    thread_id: str | None
+    created_at: datetime

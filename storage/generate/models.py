@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
@@ -18,6 +18,7 @@ from artifact_mcp.storage.models import (
     Scope,
     ScopeId,
 )
+from artifact_mcp.storage.text import CleanInput, Label
 
 DocumentType = Literal["summary", "report", "transcript", "digest"]
 OutputFormat = Literal["markdown", "html", "json", "pdf"]
@@ -52,7 +53,7 @@ class GenerateOptions(BaseModel):
     )
     branding: Branding = Field("light", description="Colour scheme of the HTML and PDF output.")
     title: Annotated[str | None, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS,
-                                                   strip_whitespace=True)] = Field(
+                                                   strip_whitespace=True), Label] = Field(
         None, description="Document title (also the artifact's name); default from the type and the material."
     )
     max_words: Annotated[int | None, Field(ge=20, le=20_000)] = Field(
@@ -61,8 +62,9 @@ class GenerateOptions(BaseModel):
     )
 
 
-class GenerateRequest(BaseModel):
-    """A document to generate from material: a thread, artifact ids and/or a search's top results."""
+class GenerateSpec(CleanInput):
+    """A document to generate from material: a thread, artifact ids and/or a search's top results (the body of
+    POST …/artifacts/generate; the idempotency key travels beside it, as a header or a tool argument)."""
 
     document_type: DocumentType = Field(
         description="summary (short prose), report (overview + one section per artifact), transcript (the artifacts "
@@ -83,7 +85,6 @@ class GenerateRequest(BaseModel):
     )
     top_k: Annotated[int, Field(ge=1, le=50)] = Field(10, description="How many search results `query` adds.")
     options: GenerateOptions = Field(default_factory=GenerateOptions)
-    idempotency_key: IdempotencyKey | None = None
 
     @field_validator("artifact_ids", mode="after")
     @classmethod
@@ -91,10 +92,16 @@ class GenerateRequest(BaseModel):
         return list(dict.fromkeys(value)) if value else value
 
     @model_validator(mode="after")
-    def _has_material(self) -> GenerateRequest:
+    def _has_material(self) -> Self:
         if not (self.thread_id or self.artifact_ids or self.query):
             raise ValueError("give the material to generate from: thread_id, artifact_ids and/or query")
         return self
+
+
+class GenerateRequest(GenerateSpec):
+    """What the store's generate operation takes: the spec and its idempotency key."""
+
+    idempotency_key: IdempotencyKey | None = None
 
     def request_hash(self, scope: Scope) -> str:
         """Identity of the request for idempotency: everything but the key itself."""
