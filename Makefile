@@ -30,10 +30,12 @@ serve: setup
 
 test: setup node_modules/.installed
 	$(BIN)/ruff check .
+	.ci/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
+	.ci/lint-imports
 
 bench: setup
 	$(BIN)/python bench/crud.py $(ARGS)

@@ -1,0 +1,75 @@
+"""The package as users install it: the wheel holds every subpackage under one `artifact_mcp` namespace (nothing
+named `server`, `tools` or `storage` at the top of site-packages), installs non-editable into a fresh venv, and
+that venv's `artifact-mcp serve` answers over stdio with every tool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.conftest import server_env
+from tests.test_stdio import open_client
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = {"create_artifact", "upload_artifact", "get_artifact", "list_artifacts", "update_artifact", "delete_artifact",
+         "list_artifact_versions", "query_artifacts", "promote_artifact", "list_artifact_jobs",
+         "get_artifact_download_url", "generate_artifact"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # No build isolation: setuptools is already in the test venv, and CI reaches only the package registries.
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [built] = out.glob("artifact_mcp-*.whl")
+    return built
+
+
+def test_wheel_holds_every_subpackage_under_one_namespace(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
+    assert top == {"artifact_mcp"}, top
+    for folder in ("server", "tools", "storage"):
+        for source in (REPO / folder).rglob("*.py"):
+            if "__pycache__" in source.parts:
+                continue
+            member = f"artifact_mcp/{source.relative_to(REPO).as_posix()}"
+            assert member in names, f"{member} is missing from the wheel: list its package in pyproject.toml"
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "artifact-mcp = artifact_mcp.server.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+async def test_installed_wheel_serves_over_stdio(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    vpy = venv / "bin" / "python"
+    # Dependencies come from the test environment (a .pth line: plain paths only, so its editable finder for
+    # artifact_mcp stays out); the package itself only from the wheel, non-editable.
+    site = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    done = subprocess.run([str(vpy), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    where = subprocess.run([str(vpy), "-c", "import artifact_mcp.server.cli as m; print(m.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
+    assert where.startswith(str(venv)), where  # the installed copy, not the source tree
+
+    params = StdioServerParameters(command=str(venv / "bin" / "artifact-mcp"),
+                                   args=["serve", "--data-dir", str(tmp_path / "data")], cwd=str(tmp_path),
+                                   env=server_env())
+    async with open_client(stdio_client(params)) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert tools >= TOOLS, TOOLS - tools
+        made = await client.call_tool("create_artifact", {"name": "from the wheel", "content": "hello"})
+        assert not made.is_error and made.structured_content["version"] == 1
