@@ -73,6 +73,40 @@ async def test_identifiers_found_by_keyword(client: Client) -> None:
     assert names(await search(client, "HTTPServer", mode="keyword")) == ["server.py"]
 
 
+EVIDENCE_DOCS = {
+    "Deployment runbook": "Roll back the payments service with helm rollback payments.",
+    "Lunch menu": "Soup of the day: tomato. Dessert: apple pie.",
+    "Vault note": "The staging vault passphrase is quixotic-marmalade-7731; rotate it monthly.",
+    "Team offsite": "We meet in Lisbon in the third week of May for planning.",
+    "Release checklist": "Tag the build, run the smoke tests, then publish the changelog.",
+    "Incident review": "The outage began when the cache cluster ran out of memory.",
+}
+
+
+async def test_a_result_needs_evidence(client: Client) -> None:
+    """A codeword in one artifact among six is one result, counted once, in every mode: the other five share
+    nothing with the query and are no results (hybrid used to fill top_k with them at score 0, count them in
+    total_results and paste their chunks into the context)."""
+    for name, text in EVIDENCE_DOCS.items():
+        await create(client, name, text)
+    for mode in ("hybrid", "semantic", "keyword"):
+        result = await search(client, "quixotic-marmalade-7731", mode=mode, top_k=10)
+        assert names(result) == ["Vault note"], (mode, names(result))
+        assert result["total_results"] == 1, mode
+        context = result["combined_context"]
+        assert "quixotic-marmalade-7731" in context and "[2]" not in context and "Lunch menu" not in context, mode
+
+
+async def test_a_query_matching_nothing_returns_nothing(client: Client) -> None:
+    for name, text in EVIDENCE_DOCS.items():
+        await create(client, name, text)
+    for mode in ("hybrid", "semantic", "keyword"):
+        result = await search(client, "zyzzyva xenoglossia", mode=mode, top_k=10)
+        assert result["results"] == [], (mode, names(result))
+        assert result["combined_context"] == "" and result["total_results"] == 0, mode
+        assert result["context_tokens"] == 0, mode
+
+
 async def test_delete_replace_expire_leave_results_at_once(client: Client) -> None:
     gone = await create(client, "doomed zebra", "zebra crossing notes")
     old = await create(client, "versioned doc", "giraffe necks are long")
