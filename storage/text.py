@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any
 
-from pydantic import AfterValidator, BaseModel, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -78,8 +78,11 @@ SafeFileName = AfterValidator(safe_file_name)
 
 
 class CleanInput(BaseModel):
-    """Base of every request model: a lone surrogate in any field, at any depth, is refused with the field's
-    location (a 422 on REST, a tool error on MCP) before anything else looks at the value."""
+    """Base of every request model: an unknown field is an error (not silently dropped), and a lone surrogate in
+    any field, at any depth, is refused with the field's location (a 422 on REST, a tool error on MCP) before
+    anything else looks at the value."""
+
+    model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod

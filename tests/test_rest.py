@@ -110,7 +110,7 @@ def test_openapi_is_public_and_complete(server: Server) -> None:
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["default"]) == (1, 200, 50)
     upload = ops[("POST", "/artifacts/upload")]["requestBody"]["content"]
     assert list(upload) == ["multipart/form-data"]
-    assert "org_id" not in schemas["CreateArtifactBody"]["properties"]  # the path gives the scope
+    assert "org_id" not in schemas["CreateBody"]["properties"]  # the use case's body: the path gives the scope
 
 
 # --- authentication and authorization ----------------------------------------------------------------------

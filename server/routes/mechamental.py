@@ -19,18 +19,7 @@ from artifact_mcp.server.routes.rest_common import (
     declared_type,
     route_class,
 )
-from artifact_mcp.server.routes.rest_models import (
-    CreateArtifactBody,
-    DeleteParams,
-    DownloadParams,
-    GenerateArtifactBody,
-    GetParams,
-    ListParams,
-    PromoteArtifactBody,
-    QueryArtifactsBody,
-    UpdateArtifactBody,
-    UploadForm,
-)
+from artifact_mcp.server.routes.rest_models import ListParams, UploadForm
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.storage.access import Access, Permission
 from artifact_mcp.storage.errors import TooLarge
@@ -44,12 +33,22 @@ from artifact_mcp.storage.models import (
     JobList,
     PromoteRequest,
     PromoteResult,
+    QueryRequest,
     QueryResult,
     Scope,
     UpdateResult,
 )
 from artifact_mcp.storage.usecases import artifacts, generation, recall
-from artifact_mcp.storage.usecases.bodies import DownloadUrl, VersionList
+from artifact_mcp.storage.usecases.bodies import (
+    CreateBody,
+    DeleteOptions,
+    DownloadUrl,
+    DownloadUrlOptions,
+    GenerateBody,
+    ReadOptions,
+    UpdateBody,
+    VersionList,
+)
 from artifact_mcp.storage.usecases.links import download_url
 
 PREFIX = "/v1/orgs/{org_id}/workspaces/{workspace_id}/namespaces/{namespace_id}"
@@ -89,7 +88,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
 
     @router.post("/artifacts", operation_id="create_artifact", summary="Create an artifact from text or JSON",
                  status_code=201, response_model=Artifact)
-    async def create_artifact(a: Write, body: CreateArtifactBody) -> Artifact:
+    async def create_artifact(a: Write, body: CreateBody) -> Artifact:
         """Stores `content` (text or a JSON object/array). Indexing runs in the background (`status` pending)
         unless `wait_for_index` is true."""
         return await artifacts.create_artifact(store(), a, body)
@@ -111,7 +110,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/artifacts/{artifact_id}", operation_id="get_artifact", summary="Get an artifact",
                 response_model=Artifact, responses=NOT_FOUND)
-    async def get_artifact(a: Read, artifact_id: ArtifactIdPath, p: Annotated[GetParams, Query()]) -> Artifact:
+    async def get_artifact(a: Read, artifact_id: ArtifactIdPath, p: Annotated[ReadOptions, Query()]) -> Artifact:
         """Metadata plus content (`content` / `content_text`, capped at `max_chars`)."""
         return await artifacts.get_artifact(store(), a, artifact_id, p)
 
@@ -119,7 +118,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
                 response_model=UpdateResult, responses={**NOT_FOUND, **CONFLICT})
     @router.patch("/artifacts/{artifact_id}", operation_id="patch_artifact", summary="Update an artifact (as PUT)",
                   response_model=UpdateResult, responses={**NOT_FOUND, **CONFLICT})
-    async def update_artifact(a: Write, artifact_id: ArtifactIdPath, body: UpdateArtifactBody) -> UpdateResult:
+    async def update_artifact(a: Write, artifact_id: ArtifactIdPath, body: UpdateBody) -> UpdateResult:
         """New `content` or `data_base64` makes a new version; anything else changes the latest version in
         place. `expected_version` guards against lost updates (409)."""
         return await artifacts.update_artifact(store(), a, artifact_id, body, max_upload_bytes=limit)
@@ -127,7 +126,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
     @router.delete("/artifacts/{artifact_id}", operation_id="delete_artifact", summary="Delete an artifact",
                    response_model=DeleteResult, responses=NOT_FOUND)
     async def delete_artifact(a: Write, artifact_id: ArtifactIdPath,
-                              p: Annotated[DeleteParams, Query()]) -> DeleteResult:
+                              p: Annotated[DeleteOptions, Query()]) -> DeleteResult:
         """Every version (default) or, with `all_versions=false`, only this one. Cannot be undone."""
         return await artifacts.delete_artifact(store(), a, artifact_id, p)
 
@@ -137,7 +136,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
         """Every version, oldest first."""
         return await artifacts.list_versions(store(), a, artifact_id)
 
-    async def link(a: Read, artifact_id: ArtifactIdPath, p: Annotated[DownloadParams, Query()]) -> DownloadUrl:
+    async def link(a: Read, artifact_id: ArtifactIdPath, p: Annotated[DownloadUrlOptions, Query()]) -> DownloadUrl:
         """A link to this version's bytes that needs no token, valid `expires_in` seconds (60-86400, default
         3600): `{artifact_id, download_url, expires_in, file_name, content_type, file_size_bytes}`. The link
         streams the bytes (Range honoured); it stops working when it expires, the version is deleted or the
@@ -158,7 +157,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
 
     @router.post("/artifacts/query", operation_id="query_artifacts", summary="Search artifacts",
                  response_model=QueryResult)
-    async def query_artifacts(a: Read, body: QueryArtifactsBody) -> QueryResult:
+    async def query_artifacts(a: Read, body: QueryRequest) -> QueryResult:
         """Hybrid search (semantic + BM25): `results` with `score` and `matched_chunk`, `combined_context`
         ready to cite, `total_results`. Also searches sources promoted anywhere in the workspace."""
         return await recall.query_artifacts(store(), a, body)
@@ -167,7 +166,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
                  summary="Promote an artifact to a knowledge source", response_model=PromoteResult,
                  responses=NOT_FOUND)
     async def promote(a: Admin, artifact_id: ArtifactIdPath,
-                      body: PromoteArtifactBody | None = None) -> PromoteResult:
+                      body: PromoteRequest | None = None) -> PromoteResult:
         """Pinned, TTL cleared, searchable from every namespace of the workspace. Idempotent. Needs admin."""
         return await recall.promote_artifact(store(), a, artifact_id, body or PromoteRequest())
 
@@ -176,7 +175,7 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
                  response_model=GenerateResult,
                  responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Idempotency-Key reused for a "
                                                                                   "different request."}})
-    async def generate_artifact(a: Write, body: GenerateArtifactBody,
+    async def generate_artifact(a: Write, body: GenerateBody,
                                 idempotency_key: IdempotencyHeader = None) -> GenerateResult:
         """Accepted at once (202): the new artifact (status `processing`) and its job; it turns `completed` (or
         `failed` with `generation_error`) when the job ends (`wait: true` answers only then). Written by the

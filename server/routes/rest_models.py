@@ -20,23 +20,13 @@ from artifact_mcp.storage.models import (
     ArtifactStatus,
     ArtifactType,
     Keyword,
-    PromoteRequest,
-    QueryRequest,
     ScopeId,
     Tag,
 )
 from artifact_mcp.storage.usecases.bodies import (
-    CreateBody,
-    DeleteOptions,
-    DownloadUrlOptions,
-    GenerateBody,
     ListBody,
-    ReadOptions,
-    UpdateBody,
     UploadFields,
 )
-
-_FORBID = ConfigDict(extra="forbid")
 
 
 def _split_commas(value: Any) -> Any:
@@ -68,60 +58,13 @@ CommaKeywords = Annotated[
 
 class ListParams(ListBody):
     """Filters and page position of GET …/artifacts (query parameters)."""
-
-    model_config = _FORBID
     # A query string carries lists as repeated parameters; the MechaMental API also takes comma lists.
     artifact_types: CommaTypes = None
     tags: CommaTags = None
 
 
-class GetParams(ReadOptions):
-    model_config = _FORBID
-
-
-class DeleteParams(DeleteOptions):
-    model_config = _FORBID
-
-
-class DownloadParams(DownloadUrlOptions):
-    model_config = _FORBID
-
-
-class CreateArtifactBody(CreateBody):
-    """A new artifact from text or JSON content (POST …/artifacts)."""
-
-    model_config = _FORBID
-
-
-class UpdateArtifactBody(UpdateBody):
-    """An update (PUT or PATCH …/artifacts/{artifact_id}): new content makes a new version, anything else changes
-    the latest version in place."""
-
-    model_config = _FORBID
-
-
-class QueryArtifactsBody(QueryRequest):
-    """A search (POST …/artifacts/query)."""
-
-    model_config = _FORBID
-
-
-class PromoteArtifactBody(PromoteRequest):
-    """How to name the knowledge source (POST …/artifacts/{artifact_id}/promote)."""
-
-    model_config = _FORBID
-
-
-class GenerateArtifactBody(GenerateBody):
-    """A document to generate (POST …/artifacts/generate); the key is the Idempotency-Key header."""
-
-    model_config = _FORBID
-
-
 class UploadForm(UploadFields):
     """multipart/form-data of POST …/artifacts/upload: the `file` part plus descriptive fields."""
-
-    model_config = _FORBID
 
     file: UploadFile = Field(description="The file's bytes (streamed to the blob store).")
     tags: CommaTags = None
@@ -140,7 +83,7 @@ class UploadForm(UploadFields):
 class AimableListParams(BaseModel):
     """Filters and page position of GET /v1/spaces/{space_id}/artifacts."""
 
-    model_config = _FORBID
+    model_config = ConfigDict(extra="forbid")
 
     thread_id: ScopeId | None = Field(None, description="Only artifacts of this thread.")
     document_type: ArtifactType | None = Field(None, description="Only this type (e.g. 'summary', 'report').")
@@ -199,8 +142,6 @@ class AimableJob(BaseModel):
 class AimableGenerateBody(GenerateSpec):
     """POST /v1/spaces/{space_id}/artifacts/generate: `thread_id`, `document_type`, `format`, `options`
     (`include_transcript`, `branding`); `artifact_ids` and `query` add material as in the MechaMental API."""
-
-    model_config = _FORBID
 
 
 class AimableGenerated(BaseModel):
