@@ -1,4 +1,7 @@
-"""Storage layer: DuckDB catalog, fsspec blobs, and the ArtifactService facade over them.
+"""Storage: the core every door stands on.
 
-Nothing here imports MCP; the server and tools sit on top of `ArtifactService`.
+`usecases` (what a door may ask) over `ownership` (one process owns the embedded store, the others forward to
+it) over `store` (the façade holding the lock) over `services` (one concern each) over `repositories` (all SQL;
+one implementation per database backend). Nothing here imports MCP, HTTP, `server` or `tools`: import-linter
+checks it (pyproject.toml).
 """

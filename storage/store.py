@@ -22,6 +22,7 @@ from artifact_mcp.storage.index.search_cache import SearchCache
 from artifact_mcp.storage.jobs import RetryPolicy
 from artifact_mcp.storage.links import DownloadLink, DownloadTarget, LinkSigner
 from artifact_mcp.storage.models import (
+    DEFAULT_MAX_CHARS,
     Artifact,
     ArtifactPage,
     ArtifactPatch,
@@ -49,7 +50,7 @@ from artifact_mcp.storage.services.generation import GenerationOutcome, Generati
 from artifact_mcp.storage.services.housekeeping import HousekeepingService
 from artifact_mcp.storage.services.indexing import IndexingService, IndexTask
 from artifact_mcp.storage.services.links import LinkService
-from artifact_mcp.storage.services.reads import DEFAULT_MAX_CHARS, ReadService
+from artifact_mcp.storage.services.reads import ReadService
 from artifact_mcp.storage.services.recall import RecallService
 from artifact_mcp.storage.services.writes import WriteService
 

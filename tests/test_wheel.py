@@ -4,6 +4,7 @@ that venv's `artifact-mcp serve` answers over stdio with every tool."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,9 +28,13 @@ TOOLS = {"create_artifact", "upload_artifact", "get_artifact", "list_artifacts",
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # From a clean copy of the tree: setuptools' in-tree build/ directory would carry modules deleted since.
+    src = tmp_path_factory.mktemp("src") / "artifact-mcp"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "build", "*.egg-info",
+                                                             "__pycache__", "bench", "tests"))
     # No build isolation: setuptools is already in the test venv, and CI reaches only the package registries.
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     [built] = out.glob("artifact_mcp-*.whl")
     return built

@@ -5,10 +5,8 @@ from __future__ import annotations
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
-from artifact_mcp.storage.models import Artifact, ArtifactPage, ContentBody, ListQuery, Scope
+from artifact_mcp.storage.models import DEFAULT_MAX_CHARS, Artifact, ArtifactPage, ContentBody, ListQuery, Scope
 from artifact_mcp.storage.services.context import StoreContext, to_model
-
-DEFAULT_MAX_CHARS = 50_000
 
 
 class ReadService:
