@@ -14,18 +14,6 @@ from artifact_mcp.storage.index.embeddings import DEFAULT_MODEL_ID
 from artifact_mcp.storage.index.pipeline import IndexConfig
 from artifact_mcp.storage.index.search_cache import ArtifactScores
 
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    seq: int
-    artifact_id: str
-    chunk_index: int
-    start: int
-    end: int
-    text: str
-    collection: str
-
-
 # --- evidence --------------------------------------------------------------------------------------------
 #
 # A result needs evidence: a lexical match (a query term occurs in the artifact: BM25 > 0), or a dense cosine
