@@ -367,7 +367,8 @@ class QueryResult(BaseModel):
     combined_context: str = Field(
         description="The best chunks within max_context_tokens, each headed by its artifact's name and id for citing."
     )
-    total_results: int = Field(description="Matching artifacts found (before top_k).")
+    total_results: int = Field(description="Artifacts with evidence (a query term, or a dense similarity above "
+                                           "the model's floor) above min_score, before top_k.")
     context_tokens: int
 
 
