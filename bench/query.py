@@ -170,9 +170,9 @@ def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], ar
             store.commit_index(tasks, prepared)
             for task, prep in zip(tasks, prepared, strict=True):
                 if prep.error is not None:
-                    raise RuntimeError(f"indexing {task.row['artifact_id']} failed: {prep.error}")
+                    raise RuntimeError(f"indexing {task.row.artifact_id} failed: {prep.error}")
                 chunks += len(prep.chunks)
-                if task.row["namespace_id"] == "default":
+                if task.row.namespace_id == "default":
                     default_chunks += len(prep.chunks)
         index_s += time.perf_counter() - t
         while chunks >= next_report * n_chunks and next_report <= 1.0:
