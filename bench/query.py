@@ -329,7 +329,8 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
         def loop() -> None:
             for q in sample:
                 req = QueryRequest(query=q, top_k=args.top_k, max_context_tokens=args.max_context_tokens)
-                where, params = sqlfilters.to_sql(query_filters(scope, req, utcnow()))
+                filters = query_filters(scope, req, utcnow())
+                where, params = sqlfilters.to_sql(filters)
                 vector = part("embed_query", store.indexer.embed_query, q)
                 terms = part("query_terms", lambda q=q: lexical.query_terms(q))
                 seqs = part("eligible_sql", lambda w=where, p=params: store.con.execute(
@@ -343,8 +344,8 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
                             t, e, store.indexer.config.bm25_k1, store.indexer.config.bm25_b))
                 if vector is not None and terms is not None and "retrieve_hybrid" not in broken:
                     for mode in MODES:
-                        got = part(f"retrieve_{mode}", lambda m=mode, v=vector, t=terms, w=where, p=params:
-                                   store._retrieve(m, _done(v) if m != "keyword" else None, t, w, p, depth))
+                        got = part(f"retrieve_{mode}", lambda m=mode, v=vector, t=terms, f=filters:
+                                   store._recall._retrieve(m, _done(v) if m != "keyword" else None, t, f, depth))
                         if mode == "hybrid" and got is not None:
                             # What query() does with the top_k: read their catalog rows and best chunks.
                             ranked, artifact_of, seq_of = got
