@@ -101,6 +101,8 @@ def test_get_download_and_jobs(server: Server, seeded: dict[str, Any]) -> None:
         r = c.get(f"{SPACE}/artifacts/{file_id}/download")
         assert r.status_code == 200 and r.content == bytes(range(256)) * 4
         assert "data.bin" in r.headers["content-disposition"]
+        head = c.head(f"{SPACE}/artifacts/{file_id}/download")
+        assert head.status_code == 200 and head.headers["content-length"] == "1024" and head.content == b""
         part = c.get(f"{SPACE}/artifacts/{file_id}/download", headers={"Range": "bytes=10-19"})
         assert part.status_code == 206 and part.content == bytes(range(10, 20))
         assert c.get(f"{SPACE}/artifacts/{file_id}/download", headers={"Range": "bytes=5000-"}).status_code == 416

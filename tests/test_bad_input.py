@@ -434,3 +434,9 @@ async def test_argument_errors_read_one_line_per_field(world: World) -> None:
     assert any(line.startswith("- ttl_seconds: ") and "received -1" in line for line in lines), text
     assert any(line.startswith("- tags: ") for line in lines), text
     assert "errors.pydantic.dev" not in text and "[type=" not in text
+
+
+async def test_server_file_with_control_characters_in_its_name(world: World) -> None:
+    odd = world.root / "tab\tname.txt"
+    odd.write_bytes(b"x")
+    await world.error("upload_artifact", {"path": str(odd)}, "control character", "file_name")

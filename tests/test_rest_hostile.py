@@ -141,3 +141,43 @@ def test_put_updates_like_patch(client: httpx.Client) -> None:
     assert _refused(stale, 409)["error"] == "conflict"
     r = client.patch(f"{ACME}/artifacts/{art['artifact_id']}", json={"tags": ["in-place"]})
     assert r.status_code == 200 and r.json()["new_version"] is False
+
+
+@pytest.mark.parametrize("filename", ["a\x01b.txt", "tab\tname.txt", "nul\x00name.txt"])
+def test_control_characters_in_a_multipart_file_name_are_422(client: httpx.Client, filename: str) -> None:
+    before = _total(client)
+    boundary = "fnBOUNDARY"  # written by hand: httpx percent-encodes control characters in a filename
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\r\n"
+            f"x\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ngiven\r\n"
+            f"--{boundary}--\r\n").encode()
+    r = client.post(f"{ACME}/artifacts/upload", content=body,
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    detail = _refused(r)["detail"]
+    assert "control character" in detail[0]["msg"], detail
+    assert _total(client) == before
+
+
+@pytest.mark.parametrize("body", [
+    '{"name": "n", "content": "x", "wait_timeout_seconds": "inf"}',
+    '{"name": "n", "content": "x", "wait_timeout_seconds": "nan"}',
+    '{"name": "n", "content": "x", "ttl_seconds": 1e400}',
+    '{"name": "n", "content": "x", "ttl_seconds": -1e400}',
+])
+def test_non_finite_numbers_are_422(client: httpx.Client, body: str) -> None:
+    before = _total(client)
+    _refused(_raw_json(client, f"{ACME}/artifacts", body))
+    r = client.get(f"{ACME}/artifacts", params={"limit": "inf"})
+    assert _refused(r)["detail"][0]["input"] == "inf"
+    assert _total(client) == before
+
+
+def test_unknown_multipart_charset_is_422(client: httpx.Client) -> None:
+    before = _total(client)
+    boundary = "cs"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhi\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n").encode() + b"\xff\xfe" + (
+            f"\r\n--{boundary}--\r\n").encode()
+    r = client.post(f"{ACME}/artifacts/upload", content=body,
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}; charset=bogus"})
+    assert "charset" in _refused(r)["detail"][0]["msg"]
+    assert _total(client) == before

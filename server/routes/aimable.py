@@ -75,6 +75,7 @@ def aimable_router(runtime: Runtime) -> APIRouter:
         """Its state; poll it after POST …/generate until `status` is `completed` (or `failed`)."""
         return AimableArtifact.of(await artifacts.get_artifact(store(), a, artifact_id, ReadOptions(max_chars=0)))
 
+    @router.head("/artifacts/{artifact_id}/download", include_in_schema=False)
     @router.get("/artifacts/{artifact_id}/download", operation_id="aimable_download_artifact",
                 summary="Download an artifact", response_class=Response, responses={
                     **NOT_FOUND, 200: {"description": "The file itself, named by Content-Disposition (Range "

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import starlette.formparsers
@@ -54,6 +55,8 @@ def _safe(value: Any) -> Any:
         return [_safe(v) for v in value]
     if isinstance(value, bytes):
         return printable(value.decode("utf-8", "replace"))
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # e.g. JSON's 1e400 parsed as inf: JSON cannot carry it back
     if value is None or isinstance(value, bool | int | float):
         return value
     return printable(str(value))
@@ -67,9 +70,10 @@ def _as_number(value: Any) -> Any:
     422s show `"input": 150`, not the query string's `"150"`)."""
     for kind in (int, float):
         try:
-            return kind(value)
+            number = kind(value)
         except (TypeError, ValueError):
             continue
+        return number if math.isfinite(number) else value  # JSON has no inf/nan: keep the text
     return value
 
 

@@ -8,6 +8,7 @@ path/query/body shapes (422, FastAPI's `detail` list), the principal's scope and
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -88,7 +89,10 @@ def route_class(runtime: Runtime) -> type[APIRoute]:
             async def guarded(request: Request) -> Response:
                 if runtime.auth_enabled and principal_of(request) is None:
                     raise Unauthenticated()
-                multipart = request.headers.get("content-type", "").startswith("multipart/")
+                content_type = request.headers.get("content-type", "")
+                multipart = content_type.startswith("multipart/")
+                if multipart:
+                    _check_charset(content_type)
                 limit = multipart_limit if multipart else json_limit
                 length = request.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
@@ -114,6 +118,19 @@ def route_class(runtime: Runtime) -> type[APIRoute]:
             return guarded
 
     return RestRoute
+
+
+def _check_charset(content_type: str) -> None:
+    """A multipart body's declared charset must exist: Starlette reads an unknown one as Latin-1, silently."""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "charset":
+            try:
+                codecs.lookup(value.strip().strip('"'))
+            except LookupError:
+                raise RequestValidationError([{
+                    "type": "value_error", "loc": ("header", "content-type"), "input": value, "ctx": {},
+                    "msg": f"unknown charset {value!r}; send multipart/form-data in UTF-8"}]) from None
 
 
 def declared_type(content_type: str | None) -> str | None:

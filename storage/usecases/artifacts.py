@@ -23,7 +23,7 @@ from artifact_mcp.storage.models import (
 )
 from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.paths import open_allowed_file
-from artifact_mcp.storage.text import safe_file_name
+from artifact_mcp.storage.text import printable, safe_file_name
 from artifact_mcp.storage.usecases.bodies import (
     CreateBody,
     DeleteOptions,
@@ -59,7 +59,12 @@ def _fields(body: ArtifactFields) -> dict[str, object]:
 
 def _named(body: UploadFields, file_name: str | None) -> tuple[str, str | None]:
     """(name, file name) of an upload: the file name reduced to a safe base name, the name defaulting to it."""
-    safe = safe_file_name(body.file_name or file_name)
+    try:
+        # body.file_name was checked by its model; `file_name` comes from the transport (a multipart part's
+        # filename, a server file's base name) and is checked here, with the same rule.
+        safe = safe_file_name(body.file_name or file_name)
+    except ValueError as exc:
+        raise InvalidInput(f"file name {printable(repr(file_name))} {exc}; pass a file_name without them") from None
     name = body.name or safe
     if not name:
         raise InvalidInput("name is required when the upload has no usable file name (give `name`, or a file_name "
