@@ -181,3 +181,9 @@ def test_unknown_multipart_charset_is_422(client: httpx.Client) -> None:
                     headers={"content-type": f"multipart/form-data; boundary={boundary}; charset=bogus"})
     assert "charset" in _refused(r)["detail"][0]["msg"]
     assert _total(client) == before
+
+
+def test_thread_route_refuses_a_second_thread_in_the_query(client: httpx.Client) -> None:
+    r = client.get(f"{ACME}/threads/t-one/artifacts", params={"thread_id": "t-two"})
+    assert _refused(r)["detail"][0]["loc"] == ["query", "thread_id"]
+    assert client.get(f"{ACME}/threads/t-one/artifacts", params={"thread_id": "t-one"}).status_code == 200

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 
 from artifact_mcp.server.routes.rest_common import (
     CONFLICT,
@@ -153,6 +154,10 @@ def mechamental_router(runtime: Runtime) -> APIRouter:
                 summary="List a thread's artifacts", response_model=ArtifactPage)
     async def thread_artifacts(a: Read, thread_id: ScopePath, p: Annotated[ListParams, Query()]) -> ArtifactPage:
         """The artifacts of one thread, newest first, with the same filters and paging as the list."""
+        if p.thread_id is not None and p.thread_id != thread_id:
+            raise RequestValidationError([{
+                "type": "value_error", "loc": ("query", "thread_id"), "input": p.thread_id, "ctx": {},
+                "msg": f"the path names thread {thread_id!r}; leave thread_id out of the query"}])
         return await artifacts.list_artifacts(store(), a, p, thread_id=thread_id)
 
     @router.post("/artifacts/query", operation_id="query_artifacts", summary="Search artifacts",
