@@ -96,10 +96,14 @@ class Principal(BaseModel):
             )
         return scope
 
+    def home(self) -> Scope | None:
+        """The scope this principal acts in when it names none: its default, else its one concrete grant."""
+        return self.default_scope or next((c for g in self.scopes if (c := g.concrete()) is not None), None)
+
     def resolve(self, org_id: str | None, workspace_id: str | None, namespace_id: str | None,
                 need: Permission) -> Scope:
         """Fill omitted scope parts from the principal's default scope, then check access."""
-        default = self.default_scope or next((c for g in self.scopes if (c := g.concrete()) is not None), None)
+        default = self.home()
         if default is None and None in (org_id, workspace_id, namespace_id):
             allowed = ", ".join(g.label() for g in self.scopes)
             raise InvalidInput(

@@ -40,7 +40,7 @@ ArtifactIdPath = Annotated[str, Path(pattern=ARTIFACT_ID_PATTERN, description="A
 
 def space_scope(principal: Principal, space_id: str) -> Scope:
     """The scope a space names for this principal (see the module docstring)."""
-    home = principal.default_scope or next((c for g in principal.scopes if (c := g.concrete()) is not None), None)
+    home = principal.home()
     if home is None:
         raise Forbidden(f"forbidden: principal {principal.principal_id!r} has no default org/workspace, so space "
                         f"{space_id!r} names nothing; create its token with --default-scope org/workspace/namespace")
