@@ -59,12 +59,15 @@ def _fields(body: ArtifactFields) -> dict[str, object]:
 
 def _named(body: UploadFields, file_name: str | None) -> tuple[str, str | None]:
     """(name, file name) of an upload: the file name reduced to a safe base name, the name defaulting to it."""
-    try:
-        # body.file_name was checked by its model; `file_name` comes from the transport (a multipart part's
-        # filename, a server file's base name) and is checked here, with the same rule.
-        safe = safe_file_name(body.file_name or file_name)
-    except ValueError as exc:
-        raise InvalidInput(f"file name {printable(repr(file_name))} {exc}; pass a file_name without them") from None
+    # body.file_name was reduced by its model already; `file_name` comes from the transport (a multipart part's
+    # filename, a server file's base name) and gets the same rule here.
+    safe = body.file_name
+    if safe is None:
+        try:
+            safe = safe_file_name(file_name)
+        except ValueError as exc:
+            raise InvalidInput(f"file name {printable(repr(file_name))} {exc}; pass a file_name without "
+                               "them") from None
     name = body.name or safe
     if not name:
         raise InvalidInput("name is required when the upload has no usable file name (give `name`, or a file_name "
