@@ -34,7 +34,7 @@ from artifact_mcp.storage.repositories.rows import (
     expiry,
     new_artifact_row,
 )
-from artifact_mcp.storage.services.bodies import content_columns, streamed_columns
+from artifact_mcp.storage.services.content_columns import content_columns, streamed_columns
 from artifact_mcp.storage.services.context import StoreContext, to_model
 from artifact_mcp.storage.services.indexing import IndexingService
 
