@@ -43,6 +43,17 @@ def _raw_json(c: httpx.Client, path: str, text: str, method: str = "POST") -> ht
     return c.request(method, path, content=text.encode(), headers={"content-type": "application/json"})
 
 
+def _raw_upload(c: httpx.Client, filename: str, field: str, value: bytes, charset: str | None = None) -> httpx.Response:
+    """A multipart upload written by hand, byte for byte: a `file` part named `filename` and one text field (httpx
+    would percent-encode control characters in a filename and re-encode text)."""
+    b = "rawBOUNDARY"
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\r\nx\r\n"
+            f"--{b}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n").encode() + value + (
+            f"\r\n--{b}--\r\n").encode()
+    content_type = f"multipart/form-data; boundary={b}" + (f"; charset={charset}" if charset else "")
+    return c.post(f"{ACME}/artifacts/upload", content=body, headers={"content-type": content_type})
+
+
 @pytest.mark.parametrize("body", [
     '{"name": "bad \\ud800", "content": "x"}',
     '{"name": "ok", "content": "x", "tags": ["t\\udfff"]}',
@@ -108,14 +119,7 @@ def test_upload_name_that_reduces_to_nothing_needs_a_name(client: httpx.Client) 
 
 def test_invalid_utf8_in_multipart_text_is_422(client: httpx.Client) -> None:
     before = _total(client)
-    boundary = "xyzBOUNDARY"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
-            f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\n"
-            f"Content-Disposition: form-data; name=\"description\"\r\n\r\n").encode() + b"caf\xe9 \xff\xfe" + (
-            f"\r\n--{boundary}--\r\n").encode()
-    r = client.post(f"{ACME}/artifacts/upload", content=body,
-                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-    detail = _refused(r)["detail"]
+    detail = _refused(_raw_upload(client, "a.txt", "description", b"caf\xe9 \xff\xfe"))["detail"]
     assert "utf-8" in detail[0]["msg"].lower(), detail
     assert _total(client) == before
 
@@ -146,13 +150,7 @@ def test_put_updates_like_patch(client: httpx.Client) -> None:
 @pytest.mark.parametrize("filename", ["a\x01b.txt", "tab\tname.txt", "nul\x00name.txt"])
 def test_control_characters_in_a_multipart_file_name_are_422(client: httpx.Client, filename: str) -> None:
     before = _total(client)
-    boundary = "fnBOUNDARY"  # written by hand: httpx percent-encodes control characters in a filename
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\r\n"
-            f"x\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ngiven\r\n"
-            f"--{boundary}--\r\n").encode()
-    r = client.post(f"{ACME}/artifacts/upload", content=body,
-                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-    detail = _refused(r)["detail"]
+    detail = _refused(_raw_upload(client, filename, "name", b"given"))["detail"]
     assert "control character" in detail[0]["msg"], detail
     assert _total(client) == before
 
@@ -173,12 +171,7 @@ def test_non_finite_numbers_are_422(client: httpx.Client, body: str) -> None:
 
 def test_unknown_multipart_charset_is_422(client: httpx.Client) -> None:
     before = _total(client)
-    boundary = "cs"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhi\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n").encode() + b"\xff\xfe" + (
-            f"\r\n--{boundary}--\r\n").encode()
-    r = client.post(f"{ACME}/artifacts/upload", content=body,
-                    headers={"content-type": f"multipart/form-data; boundary={boundary}; charset=bogus"})
+    r = _raw_upload(client, "a.txt", "name", b"\xff\xfe", charset="bogus")
     assert "charset" in _refused(r)["detail"][0]["msg"]
     assert _total(client) == before
 
