@@ -11,12 +11,21 @@ $(BIN)/python:
 	@echo 'setting up $(VENV)' >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/pip install --quiet --upgrade pip >&2
-	@# torch first, pinned: the CPU build. Unpinned, a dependency would pull the newest build with GBs of CUDA.
-	@$(BIN)/pip install --quiet torch==2.13.0 >&2
 
+# The server needs no torch: the default model runs on ONNX Runtime. `model prepare` builds its ONNX file once
+# per machine (~4 s), so the first `serve` does not.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo 'installing artifact-mcp into $(VENV)' >&2
-	@$(BIN)/pip install --quiet -e ".[test]" >&2
+	@$(BIN)/pip install --quiet -e . >&2
+	@$(BIN)/artifact-mcp model prepare --log-level WARNING >&2
+	@touch $@
+
+# The tests compare the ONNX graph with the torch model, so they install the `hf` extra. torch first, pinned:
+# the CPU build. Unpinned, a dependency would pull the newest build with GBs of CUDA.
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo 'installing the test extras into $(VENV)' >&2
+	@$(BIN)/pip install --quiet torch==2.13.0 >&2
+	@$(BIN)/pip install --quiet -e ".[test,hf]" >&2
 	@touch $@
 
 node_modules/.installed: package.json
@@ -28,14 +37,14 @@ setup: $(VENV)/.installed
 serve: setup
 	@$(BIN)/artifact-mcp serve $(ARGS)
 
-test: setup node_modules/.installed
+test: $(VENV)/.installed-test node_modules/.installed
 	$(BIN)/ruff check .
 	.ci/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	.ci/lint-imports
 
-bench: setup
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/crud.py $(ARGS)

@@ -85,11 +85,19 @@ def _parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser("gc", help="remove expired artifacts and unreferenced blobs now, then exit")
     common(gc)
+
+    model = sub.add_parser("model", help="prepare the embedding model (the default's ONNX file) ahead of serve")
+    model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    prepare = model_sub.add_parser("prepare", help="build the default model's ONNX file into the cache (once per "
+                                   "machine; `serve` would otherwise do it on its first start) and load it once")
+    prepare.add_argument("--embedding-model", help="the model to prepare (default: the configured one)")
+    prepare.add_argument("--model-cache-dir", help="where the ONNX file is kept (default ~/.cache/artifact-mcp/models)")
+    prepare.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
-TOKEN_ARGS = {"token_command", "principal", "scopes", "permissions", "default_scope", "expires_in", "description",
-              "token_id"}
+TOKEN_ARGS = {"model_command", "token_command", "principal", "scopes", "permissions", "default_scope", "expires_in",
+              "description", "token_id"}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -165,6 +173,22 @@ def gc(settings: Settings) -> None:
     anyio.run(run)
 
 
+def prepare_model(settings: Settings) -> None:
+    import time
+
+    from artifact_mcp.storage.index.embeddings import build_model
+
+    started = time.perf_counter()
+    try:
+        model = build_model(settings.embedding_model, batch_size=settings.embed_batch_size,
+                            kwargs=settings.embedding_kwargs,
+                            cache_dir=str(settings.model_cache_dir) if settings.model_cache_dir else None)
+    except (ValueError, OSError) as exc:
+        print(f"artifact-mcp model prepare: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{model.model_id} ({model.dim} dims) ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
 def token(settings: Settings, args: argparse.Namespace) -> None:
     from artifact_mcp.server.auth.tokens import TokenFile, token_file_text
     from artifact_mcp.storage.errors import StoreError
@@ -210,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         gc(settings)
     elif args.command == "token":
         token(settings, args)
+    elif args.command == "model":
+        prepare_model(settings)
 
 
 if __name__ == "__main__":

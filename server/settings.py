@@ -58,9 +58,12 @@ class Settings(BaseSettings):
     native_download_links: bool = Field(
         False, description="get_artifact_download_url returns the blob store's own presigned URL when it can sign "
         "(s3://, gs://): downloads then bypass this server, and revoking the token does not revoke such links.")
-    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline), "
-                                 "'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'.")
+    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline, ONNX "
+                                 "Runtime int8; 'default:fp32', 'default:torch'), 'hf:<name or path>', 'hash:<dim>' or "
+                                 "'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
+    model_cache_dir: Path | None = Field(None, description="Where the default model's ONNX file is built once and "
+                                         "kept (default $XDG_CACHE_HOME/artifact-mcp/models).")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(IndexConfig.model_fields["chunk_size"].default, ge=32, le=8192,
                             description="Chunk size in tokens.")
@@ -105,6 +108,7 @@ class Settings(BaseSettings):
     def index_config(self) -> IndexConfig:
         return IndexConfig(
             embedding_model=self.embedding_model, embedding_kwargs=self.embedding_kwargs,
+            model_cache_dir=str(self.model_cache_dir) if self.model_cache_dir else None,
             embed_batch_size=self.embed_batch_size, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
             max_attempts=self.index_max_attempts, retry_backoff_seconds=self.index_retry_backoff_seconds,
             fusion=self.search_fusion, fusion_alpha=self.search_fusion_alpha,

@@ -17,6 +17,8 @@ class IndexConfig(BaseModel):
     embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, offline), 'hf:<name>', "
                                  "'hash:<dim>' or 'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict)
+    model_cache_dir: str | None = Field(None, description="Where the default model's ONNX file is built and kept "
+                                        "(default ~/.cache/artifact-mcp/models).")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     # 128 tokens: MiniLM reads at most 256 word pieces, and a 256-token chunk with the artifact's name in front
     # is cut off a third of the time; on SciFact, 128/0 scored semantic nDCG@10 0.694 vs 0.669 for 256/0.

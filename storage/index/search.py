@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from artifact_mcp.storage.index.embeddings import DEFAULT_MODEL_ID
+from artifact_mcp.storage.index.embeddings import MINILM_IDS
 from artifact_mcp.storage.index.pipeline import IndexConfig
 from artifact_mcp.storage.index.search_cache import ArtifactScores
 
@@ -35,7 +35,7 @@ clear 0.20 for 5-70 of them, against 45-400 above 0.15: 0.20 keeps a margin belo
 def dense_floor(model_id: str) -> float:
     """The cosine an artifact's best chunk must exceed to count as evidence with embedding model `model_id`.
 
-    - all-MiniLM-L6-v2 (the default): MINILM_DENSE_FLOOR, measured.
+    - all-MiniLM-L6-v2 (the default; fp32 or int8): MINILM_DENSE_FLOOR, measured (on fp32 vectors).
     - `hash-<dim>` (feature hashing, lexical only): 3 / sqrt(dim). A text that shares no token with the query
       still gets a cosine from hash collisions alone: a sum of +-1 collisions over sqrt(n * m) (n, m: the
       two texts' term counts), whose standard deviation is 1 / sqrt(dim) whatever n and m are. Three of those
@@ -46,7 +46,7 @@ def dense_floor(model_id: str) -> float:
     - any other model: no floor was measured, so any positive cosine counts (orthogonal or opposite vectors
       are no evidence).
     """
-    if model_id == DEFAULT_MODEL_ID:
+    if model_id in MINILM_IDS:
         return MINILM_DENSE_FLOOR
     kind, _, dim = model_id.partition("-")
     if kind == "hash" and dim.isdigit() and int(dim) > 0:

