@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -30,10 +31,11 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
-from common import log, pct
+from common import find_server_pid, log, pct, proc_status
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -152,13 +154,47 @@ def raw_embedding_rate(corpus: dict[str, dict[str, str]], env: dict[str, str]) -
     indexer = Indexer(cfg)
     texts = []
     for doc_id, doc in corpus.items():
-        row = {"name": doc["title"] or doc_id, "mime_type": "text/plain", "file_name": None}
+        row = SimpleNamespace(name=doc["title"] or doc_id, mime_type="text/plain", file_name=None)
         texts += [c.embed_text for c in indexer.prepare(row, doc["text"] or doc["title"] or doc_id)]
     indexer.embed(texts[:64])  # load and warm up outside the timing
     t = time.perf_counter()
     indexer.embed(texts)
     secs = time.perf_counter() - t
     return len(texts) / secs, len(texts), secs
+
+
+async def ingest_only(corpus: dict[str, dict[str, str]], env: dict[str, str], concurrency: int) -> dict[str, Any]:
+    """Ingest `corpus` into a fresh server with `env` and wait until it is indexed: chunks/s and peak RSS."""
+    data_dir = tempfile.mkdtemp(prefix="recall-bench-")
+    params = StdioServerParameters(
+        command=str(REPO / ".venv" / "bin" / "artifact-mcp"), args=["serve", "--data-dir", data_dir], env=env
+    )
+    try:
+        async with Client(params, read_timeout_seconds=600) as client:
+            t0 = time.perf_counter()
+            ids = await ingest(client, corpus, concurrency)
+            await wait_indexed(client, len(ids))
+            seconds = time.perf_counter() - t0
+            chunks, _ = await count_chunks(client)
+            pid = find_server_pid(data_dir)
+            rss = proc_status(pid).get("VmHWM", 0) / 1024 if pid else float("nan")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {"artifacts": len(ids), "chunks": chunks, "seconds": seconds, "chunks_per_s": chunks / seconds,
+            "server_peak_rss_mb": rss}
+
+
+async def compare_ingest(corpus: dict[str, dict[str, str]], env: dict[str, str], model: str, docs: int,
+                         concurrency: int) -> dict[str, Any]:
+    """The configured model's pipeline next to `model`'s (the old torch pipeline) on the same first `docs`
+    documents, back to back in this run."""
+    subset = dict(list(corpus.items())[:docs])
+    ours = await ingest_only(subset, env, concurrency)
+    log(f"compare: configured model {ours['chunks_per_s']:.1f} chunks/s")
+    theirs = await ingest_only(subset, {**env, "ARTIFACT_MCP_EMBEDDING_MODEL": model}, concurrency)
+    log(f"compare: {model} {theirs['chunks_per_s']:.1f} chunks/s")
+    return {"model": model, "documents": len(subset), "configured": ours, "compared": theirs,
+            "ratio": ours["chunks_per_s"] / theirs["chunks_per_s"]}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,6 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await wait_indexed(client, len(ids))
             t_indexed = time.perf_counter() - t0
             chunks, not_indexed = await count_chunks(client)
+            pid = find_server_pid(data_dir)
             rate = chunks / t_indexed
             log(f"ingest: {len(ids)} artifacts, {chunks} chunks in {t_indexed:.1f}s ({rate:.1f} chunks/s); "
                 f"creates done after {t_created:.1f}s; not indexed: {not_indexed}")
@@ -214,11 +251,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 summary.update({"latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95)})
                 out["modes"][mode] = summary
                 log(f"{mode}: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+            status = proc_status(pid) if pid else {}
+            out["server_peak_rss_mb"] = status.get("VmHWM", 0) / 1024
+            out["server_rss_mb"] = status.get("VmRSS", 0) / 1024
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     raw_rate, raw_chunks, raw_secs = raw_embedding_rate(corpus, extra)
     out["embedding_only"] = {"chunks": raw_chunks, "seconds": raw_secs, "chunks_per_s": raw_rate}
     out["pipeline_overhead"] = raw_rate / out["ingest"]["chunks_per_s"] - 1
+    if args.compare_model:
+        out["compare"] = await compare_ingest(corpus, env, args.compare_model, args.compare_docs, args.concurrency)
     return out
 
 
@@ -231,6 +273,10 @@ def main() -> None:
     parser.add_argument("--max-queries", type=int, default=0)
     parser.add_argument("--max-docs", type=int, default=0, help="ingest only the first N documents")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE server setting (repeatable)")
+    parser.add_argument("--compare-model", default="default:torch" if importlib.util.find_spec("torch") else "",
+                        help="also ingest the first --compare-docs documents with the configured model and with this "
+                        "one (default: the old torch pipeline, when torch is installed; '' to skip)")
+    parser.add_argument("--compare-docs", type=int, default=1000)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "recall.json"))
     args = parser.parse_args()
     out = anyio.run(run, args)
@@ -246,6 +292,13 @@ def main() -> None:
           f"(whole pipeline, through MCP)")
     print(f"embedding model alone, same chunks: {raw['chunks_per_s']:.1f} chunks/s; "
           f"pipeline overhead {out['pipeline_overhead'] * 100:.1f}%")
+    print(f"server peak RSS {out.get('server_peak_rss_mb', float('nan')):.0f} MiB")
+    if "compare" in out:
+        c = out["compare"]
+        print(f"ingest of the first {c['documents']} documents, back to back: configured model "
+              f"{c['configured']['chunks_per_s']:.1f} chunks/s (peak RSS {c['configured']['server_peak_rss_mb']:.0f} "
+              f"MiB), {c['model']} {c['compared']['chunks_per_s']:.1f} chunks/s (peak RSS "
+              f"{c['compared']['server_peak_rss_mb']:.0f} MiB): {c['ratio']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """A sentence-transformers model on ONNX Runtime: the Hugging Face tokenizer (`tokenizers`, Rust) and the graph of
 `graph.py`, behind LlamaIndex's `BaseEmbedding`. No torch.
 
-Texts are sorted by length before batching, so a batch pads to its own longest text rather than to the longest
-of a random mix: on SciFact abstracts that alone is most of the gain over the torch pipeline, which batches in
-arrival order (bench/model.py prints both).
+Texts are tokenized first and sorted by length, so a batch pads to its own longest text rather than to the
+longest of a random mix (the torch pipeline batches in arrival order; bench/model.py prints both). A batch holds
+at most `batch_tokens` padded tokens as well as at most `embed_batch_size` texts: attention keeps a
+[batch, heads, seq, seq] float matrix per layer, which for 32 texts of 256 tokens is 100 MB, and ONNX Runtime's
+arena keeps the largest it has seen for the life of the process.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class OnnxSentenceEmbedding(BaseEmbedding):
     model_dir: str
     variant: str = "int8"
     max_length: int = 256  # the model's max_seq_length (sentence_bert_config.json)
+    batch_tokens: int = 4096  # padded tokens per batch: 16 texts of 256 tokens, 32 of 128
     cache_dir: str | None = None
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
@@ -45,10 +48,9 @@ class OnnxSentenceEmbedding(BaseEmbedding):
         options.log_severity_level = 3  # its warnings about unused initialisers are not ours to act on
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
-        # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length, padded to
-        # the longest text of the batch.
+        # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length.
         tokenizer.enable_truncation(self.max_length)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        tokenizer.no_padding()  # each batch is padded here, to its own longest text
         self._tokenizer = tokenizer
 
     @classmethod
@@ -58,18 +60,29 @@ class OnnxSentenceEmbedding(BaseEmbedding):
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit vectors of `texts`, in their order."""
         size = batch_size or self.embed_batch_size
-        out = np.zeros((len(texts), 0), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
-            encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            vectors = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            if out.shape[1] == 0:
+        ids = [e.ids for e in self._tokenizer.encode_batch(texts)]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        out: np.ndarray | None = None
+        start = 0
+        while start < len(order):
+            # Sorted by length: the last text of a batch is its longest.
+            end = start + 1
+            while end < len(order) and end - start < size and (end - start + 1) * len(ids[order[end]]) <= max(
+                    self.batch_tokens, len(ids[order[end]])):
+                end += 1
+            batch = order[start:end]
+            width = len(ids[batch[-1]])
+            tokens = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                tokens[row, :len(ids[i])] = ids[i]
+                mask[row, :len(ids[i])] = 1
+            vectors = self._session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]
+            if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[batch] = vectors
-        return out
+            start = end
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self.encode([query])[0].tolist()
