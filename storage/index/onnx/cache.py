@@ -87,7 +87,13 @@ def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> 
     """The path of `model_dir`'s ONNX file in `variant`, building it first if this machine has none yet."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown ONNX variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    cache_dir = cache_dir or default_cache_dir()
+    if cache_dir is None:
+        cache_dir = default_cache_dir()
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only home: still serve, from a private temporary cache
+            cache_dir = Path(tempfile.gettempdir()) / f"artifact-mcp-models-{os.getuid()}"
+            log.warning("model cache %s is not writable (%s); using %s", default_cache_dir(), exc, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = f"{weights_digest(model_dir)[:16]}-g{GRAPH_VERSION}-{variant}"
     path = cache_dir / f"{model_dir.parent.name}-{key}.onnx"
