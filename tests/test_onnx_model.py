@@ -113,3 +113,16 @@ def test_the_key_follows_the_weights(tmp_path: Path) -> None:
     ours = cache.model_file(source, "fp32", tmp_path / "cache")
     theirs = cache.model_file(copy, "fp32", tmp_path / "cache")
     assert ours != theirs and ours.exists() and theirs.exists()
+
+
+def test_model_prepare_builds_the_file_ahead_of_serve(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("artifact-mcp")
+    done = subprocess.run([str(cli), "model", "prepare", "--model-cache-dir", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{embeddings.DEFAULT_MODEL_ID} (384 dims) ready" in done.stderr
+    assert [p.name.endswith("-int8.onnx") for p in tmp_path.glob("*.onnx")] == [True]
+    refused = subprocess.run([str(cli), "model", "prepare", "--embedding-model", "default:int4"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "unknown embedding model 'default:int4'" in refused.stderr and "default:fp32" in refused.stderr
