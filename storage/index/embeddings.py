@@ -42,8 +42,8 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch 
 MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
 DEFAULT_VARIANT = "int8"
 DEFAULT_MODEL_ID = MINILM_INT8_ID if DEFAULT_VARIANT == "int8" else MINILM_ID
-MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID})
-_DEFAULT_VARIANTS = ("int8", "fp32", "torch")
+MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID, f"{MINILM_ID}#onnx-int8dyn"})
+_DEFAULT_VARIANTS = ("int8", "int8dyn", "fp32", "torch")
 
 
 class HashEmbedding(BaseEmbedding):
@@ -152,7 +152,7 @@ def model_id_for(spec: str) -> str:
     """The id recorded for `spec` (without loading it)."""
     kind, arg = _parse(spec)
     if kind == "default":
-        return MINILM_INT8_ID if arg == "int8" else MINILM_ID
+        return MINILM_ID if arg in ("fp32", "torch") else f"{MINILM_ID}#onnx-{arg}"
     if kind == "hash":
         return f"hash-{int(arg)}"
     return spec.strip()

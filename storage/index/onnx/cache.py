@@ -24,7 +24,7 @@ from artifact_mcp.storage.index.onnx.graph import GRAPH_VERSION, build_graph
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("fp32", "int8")
+VARIANTS = ("fp32", "int8", "int8dyn")
 
 
 def default_cache_dir() -> Path:
@@ -58,6 +58,15 @@ def _quantize(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
+def _quantize_dynamic(src: Path, dst: Path) -> None:
+    """int8 weights per output channel and int8 activations with one scale per tensor, computed at run time
+    (`quantize_dynamic`). The activation scale spans the whole batch, so the embedding runs one text at a time
+    (`OnnxSentenceEmbedding.encode`): batched, a text's vector would depend on its batch-mates."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+
+
 def _write_atomic(path: Path, build: Callable[[Path], object]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -80,7 +89,7 @@ def _build(model_dir: Path, variant: str, path: Path) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         fp32 = Path(work) / "fp32.onnx"
         fp32.write_bytes(graph)
-        _write_atomic(path, lambda tmp: _quantize(fp32, tmp))
+        _write_atomic(path, lambda tmp: (_quantize_dynamic if variant == "int8dyn" else _quantize)(fp32, tmp))
 
 
 def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> Path:
