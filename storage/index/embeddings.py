@@ -42,8 +42,8 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch 
 MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
 DEFAULT_VARIANT = "int8"
 DEFAULT_MODEL_ID = MINILM_INT8_ID if DEFAULT_VARIANT == "int8" else MINILM_ID
-MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID, f"{MINILM_ID}#onnx-int8dyn"})
-_DEFAULT_VARIANTS = ("int8", "int8dyn", "fp32", "torch")
+MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID})
+_DEFAULT_VARIANTS = ("int8", "fp32", "torch")
 
 
 class HashEmbedding(BaseEmbedding):

@@ -24,7 +24,7 @@ from artifact_mcp.storage.index.onnx.graph import GRAPH_VERSION, build_graph
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("fp32", "int8", "int8dyn")
+VARIANTS = ("fp32", "int8")
 
 
 def default_cache_dir() -> Path:
@@ -41,30 +41,21 @@ def weights_digest(model_dir: Path) -> str:
 
 
 def _quantize(src: Path, dst: Path) -> None:
-    """int8 weights for the MatMuls (blocks of 32 along the input axis, one scale each; the embedding table stays
-    fp32), computed by ONNX Runtime's MatMulNBits with int8 activations quantized per token and block
-    (accuracy level 4).
+    """int8 weights, one scale per output channel, for the MatMuls and the fused Attention (the embedding table
+    stays fp32); int8 activations with a scale per tensor computed at run time (`quantize_dynamic`).
 
-    Not `quantize_dynamic`: it quantizes each activation tensor with one scale over the whole batch, so a text's
-    vector depends on the texts batched with it (cosine 0.969 between "hello world" alone and in a batch with a
-    longer text). Here a vector depends on its own text only (cosine 1.00000 batched or alone), at cosine 0.9996
-    to fp32 on SciFact abstracts (bench/model.py prints it, with throughput and nDCG)."""
+    The activation scale spans the whole input of an operator, i.e. the whole batch: batched, a text's vector
+    would depend on its batch-mates (cosine 0.969 between "hello world" alone and next to a longer text), so the
+    int8 model embeds one text at a time (`OnnxSentenceEmbedding.encode`), which also computes no padding.
+    Measured against the alternatives in bench/model.py (dense nDCG@10, cosine to fp32, speed; the issue's
+    closing note has the table): ONNX Runtime's MatMulNBits int8 (weights only, activations per token) keeps
+    cosine 0.9998 but ran 1.25x fp32 against this one's 1.5x, and per-tensor weight scales lose ranking."""
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
-    quantizer.process()
-    model = quantizer.model.model if hasattr(quantizer.model, "model") else quantizer.model
-    onnx.save(model, str(dst))
-
-
-def _quantize_dynamic(src: Path, dst: Path) -> None:
-    """int8 weights per output channel and int8 activations with one scale per tensor, computed at run time
-    (`quantize_dynamic`). The activation scale spans the whole batch, so the embedding runs one text at a time
-    (`OnnxSentenceEmbedding.encode`): batched, a text's vector would depend on its batch-mates."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Attention"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _write_atomic(path: Path, build: Callable[[Path], object]) -> None:
@@ -89,7 +80,7 @@ def _build(model_dir: Path, variant: str, path: Path) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         fp32 = Path(work) / "fp32.onnx"
         fp32.write_bytes(graph)
-        _write_atomic(path, lambda tmp: (_quantize_dynamic if variant == "int8dyn" else _quantize)(fp32, tmp))
+        _write_atomic(path, lambda tmp: _quantize(fp32, tmp))
 
 
 def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> Path:

@@ -59,9 +59,9 @@ class OnnxSentenceEmbedding(BaseEmbedding):
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit vectors of `texts`, in their order."""
-        # Dynamic quantization scales activations over the whole batch: one text at a time keeps vectors
-        # independent of their batch-mates (and there is no padding to compute).
-        size = 1 if self.variant == "int8dyn" else batch_size or self.embed_batch_size
+        # int8 scales activations over the whole batch (onnx/cache.py): one text at a time keeps a vector
+        # independent of its batch-mates, and computes no padding.
+        size = 1 if self.variant == "int8" else batch_size or self.embed_batch_size
         ids = [e.ids for e in self._tokenizer.encode_batch(texts)]
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         out: np.ndarray | None = None
