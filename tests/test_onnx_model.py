@@ -41,7 +41,7 @@ def test_int8_keeps_the_vectors_and_a_text_does_not_depend_on_its_batch(
     assert int8.model_id == embeddings.DEFAULT_MODEL_ID != fp32.model_id  # switching re-indexes
     batched = int8.embed_texts(TEXTS)
     cosines = (batched * fp32.embed_texts(TEXTS)).sum(axis=1)
-    assert cosines.min() > 0.998, cosines
+    assert cosines.min() > 0.98 and cosines.mean() > 0.99, cosines
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
     for i, text in enumerate(TEXTS):
         # Alone, as a query, or padded next to a long text: the same vector.
