@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         False, description="get_artifact_download_url returns the blob store's own presigned URL when it can sign "
         "(s3://, gs://): downloads then bypass this server, and revoking the token does not revoke such links.")
     embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline, ONNX "
-                                 "Runtime int8; 'default:fp32', 'default:torch'), 'hf:<name or path>', 'hash:<dim>' or "
+                                 "Runtime; 'default:int8', 'default:torch'), 'hf:<name or path>', 'hash:<dim>' or "
                                  "'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
     model_cache_dir: Path | None = Field(None, description="Where the default model's ONNX file is built once and "

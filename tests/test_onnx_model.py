@@ -24,21 +24,22 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, embeddings.EmbeddingModel]:
-    return {spec: embeddings.build_model(spec) for spec in ("default:torch", "default:fp32", "default")}
+    return {spec: embeddings.build_model(spec) for spec in ("default:torch", "default", "default:int8")}
 
 
 def test_the_fp32_graph_gives_the_torch_models_vectors(models: dict[str, embeddings.EmbeddingModel]) -> None:
     torch_vectors = models["default:torch"].embed_texts(TEXTS)
-    onnx_vectors = models["default:fp32"].embed_texts(TEXTS)
+    onnx_vectors = models["default"].embed_texts(TEXTS)
     assert onnx_vectors.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=2e-5)
-    assert models["default:fp32"].model_id == models["default:torch"].model_id  # same vectors, same index
+    # Same vectors, same index: a store the torch model indexed is not re-indexed.
+    assert models["default"].model_id == models["default:torch"].model_id == embeddings.DEFAULT_MODEL_ID
 
 
 def test_int8_keeps_the_vectors_and_a_text_does_not_depend_on_its_batch(
         models: dict[str, embeddings.EmbeddingModel]) -> None:
-    int8, fp32 = models["default"], models["default:fp32"]
-    assert int8.model_id == embeddings.DEFAULT_MODEL_ID != fp32.model_id  # switching re-indexes
+    int8, fp32 = models["default:int8"], models["default"]
+    assert int8.model_id == embeddings.MINILM_INT8_ID != fp32.model_id  # switching re-indexes
     batched = int8.embed_texts(TEXTS)
     cosines = (batched * fp32.embed_texts(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.98 and cosines.mean() > 0.99, cosines
@@ -54,9 +55,10 @@ def test_the_ranking_survives_int8(models: dict[str, embeddings.EmbeddingModel])
             "Build the container image and roll it out with kubectl.", "The recipe needs tomatoes and basil."]
     queries = {"feline naps": 0, "how much did income increase": 1, "shipping a new version to production": 2,
                "what to cook for dinner": 3}
-    vectors = models["default"].embed_texts(docs)
-    for query, expected in queries.items():
-        assert int(np.argmax(vectors @ models["default"].embed_query(query))) == expected, query
+    for spec in ("default", "default:int8"):
+        vectors = models[spec].embed_texts(docs)
+        for query, expected in queries.items():
+            assert int(np.argmax(vectors @ models[spec].embed_query(query))) == expected, (spec, query)
 
 
 def test_unknown_variants_are_refused_with_the_choices() -> None:
@@ -121,7 +123,7 @@ def test_model_prepare_builds_the_file_ahead_of_serve(tmp_path: Path) -> None:
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{embeddings.DEFAULT_MODEL_ID} (384 dims) ready" in done.stderr
-    assert [p.name.endswith("-int8.onnx") for p in tmp_path.glob("*.onnx")] == [True]
+    assert [p.name.endswith("-fp32.onnx") for p in tmp_path.glob("*.onnx")] == [True]
     refused = subprocess.run([str(cli), "model", "prepare", "--embedding-model", "default:int4"],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2

@@ -28,7 +28,7 @@ def _threads() -> int:
 
 class OnnxSentenceEmbedding(BaseEmbedding):
     model_dir: str
-    variant: str = "int8"
+    variant: str = "fp32"
     max_length: int = 256  # the model's max_seq_length (sentence_bert_config.json)
     batch_tokens: int = 4096  # padded tokens per batch: 16 texts of 256 tokens, 32 of 128
     cache_dir: str | None = None
