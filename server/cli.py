@@ -124,7 +124,6 @@ async def _until_signal(main: Any) -> None:
 
 def serve(settings: Settings) -> None:
     from artifact_mcp.server.app import build_app
-    from artifact_mcp.server.http import http_app
 
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)
@@ -134,6 +133,8 @@ def serve(settings: Settings) -> None:
         anyio.run(_until_signal, lambda: run_stdio(app))
         return
     import uvicorn
+
+    from artifact_mcp.server.http import http_app  # FastAPI and the REST routes: not for stdio
 
     runtime_ = runtime
 

@@ -84,7 +84,9 @@ class Runtime:
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[Runtime]:
-        client = StoreClient(self.settings.store_config())
+        # In the background: the server answers `initialize` (and lists its tools) while the store opens and the
+        # model loads; calls wait for them.
+        client = StoreClient(self.settings.store_config(), open_in_background=True)
         client.add_listener(self.notifier.on_change)
         async with client:
             self._client = client

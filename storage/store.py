@@ -8,19 +8,15 @@ process, or forwards them over a local socket from any other process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
-from artifact_mcp.storage.cursor import CursorCodec
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
-from artifact_mcp.storage.index.embeddings import known_dim
-from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
-from artifact_mcp.storage.index.search_cache import SearchCache
-from artifact_mcp.storage.jobs import RetryPolicy
-from artifact_mcp.storage.links import DownloadLink, DownloadTarget, LinkSigner
+from artifact_mcp.storage.links import DownloadLink, DownloadTarget
 from artifact_mcp.storage.models import (
     DEFAULT_MAX_CHARS,
     Artifact,
@@ -43,19 +39,25 @@ from artifact_mcp.storage.models import (
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
-from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
-from artifact_mcp.storage.repositories.protocols import Repositories
-from artifact_mcp.storage.services.context import StoreContext
-from artifact_mcp.storage.services.generation import GenerationOutcome, GenerationService, GenerationTask
-from artifact_mcp.storage.services.housekeeping import HousekeepingService
-from artifact_mcp.storage.services.indexing import IndexingService, IndexTask
-from artifact_mcp.storage.services.links import LinkService
-from artifact_mcp.storage.services.reads import ReadService
-from artifact_mcp.storage.services.recall import RecallService
-from artifact_mcp.storage.services.writes import WriteService
+
+# Importing this module registers the operations (their signatures use only the models above): every server
+# process imports it at start, before it answers `initialize`. What opening a store needs (the catalog driver,
+# LlamaIndex, numpy, the PDF renderer: ~2 s of imports) is imported by `open_store` / `ArtifactStore()` only,
+# in the process that owns the store, on a worker thread. tests/test_startup.py checks that this stays so.
+if TYPE_CHECKING:
+    from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
+    from artifact_mcp.storage.repositories.protocols import Repositories
+    from artifact_mcp.storage.services.generation import GenerationOutcome, GenerationTask
+    from artifact_mcp.storage.services.indexing import IndexTask
+
+log = logging.getLogger(__name__)
 
 
 def open_store(cfg: StoreConfig) -> ArtifactStore:
+    from artifact_mcp.storage.index.embeddings import known_dim
+    from artifact_mcp.storage.index.pipeline import Indexer
+    from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
+
     index = cfg.index
     indexer = Indexer(index)
     db = DuckDBRepositories(cfg.catalog_path, embedding_dim=known_dim(index.embedding_model) or indexer.model.dim,
@@ -67,11 +69,26 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
 class ArtifactStore:
     def __init__(self, db: Repositories, blobs: BlobStore, *, max_content_bytes: int,
                  index: IndexConfig | None = None, indexer: Indexer | None = None) -> None:
+        from artifact_mcp.storage.cursor import CursorCodec
+        from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer
+        from artifact_mcp.storage.index.search_cache import SearchCache
+        from artifact_mcp.storage.jobs import RetryPolicy
+        from artifact_mcp.storage.links import LinkSigner
+        from artifact_mcp.storage.services.context import StoreContext
+        from artifact_mcp.storage.services.generation import GenerationService
+        from artifact_mcp.storage.services.housekeeping import HousekeepingService
+        from artifact_mcp.storage.services.indexing import IndexingService
+        from artifact_mcp.storage.services.links import LinkService
+        from artifact_mcp.storage.services.reads import ReadService
+        from artifact_mcp.storage.services.recall import RecallService
+        from artifact_mcp.storage.services.writes import WriteService
+
         self.db = db
         self.blobs = blobs
         self.max_content_bytes = max_content_bytes
         self.indexer = indexer or Indexer(index or IndexConfig())
         self._lock = threading.RLock()
+        self._warm = threading.Event()  # set once warm_up has run
         cfg = self.indexer.config
         retry = RetryPolicy(max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)
         ctx = StoreContext(db=db, blobs=blobs, lock=self._lock, max_content_bytes=max_content_bytes)
@@ -164,6 +181,11 @@ class ArtifactStore:
         return self._recall.promote(scope, artifact_id, req)
 
     @operation(retryable=True)
+    def is_warm(self) -> bool:
+        """Whether warm_up has run: a query embeds its text now instead of waiting for the model to load."""
+        return self._warm.is_set()
+
+    @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return self._recall.list_jobs(scope, artifact_id)
 
@@ -225,7 +247,17 @@ class ArtifactStore:
         return self.indexing.next_job_due()
 
     def warm_up(self) -> None:
-        self.indexing.warm_up()
+        """Load the embedding model, the chunkers and the search mirror (the owner calls it once the store is
+        open), so that the first query does not wait for them."""
+        try:
+            self.indexing.warm_up()
+            with self._lock:  # the search mirror, which the first query would otherwise load
+                if not self.cache.loaded:
+                    self.cache.load(self.db.chunks, self.db.postings)
+        except Exception:
+            log.exception("warming up the store failed; the first query will retry")
+        finally:
+            self._warm.set()
 
     def claim_generation_jobs(self, limit: int) -> list[GenerationTask]:
         return self.generation.claim_generation_jobs(limit)

@@ -47,9 +47,11 @@ def era() -> str:
 
 
 @pytest.fixture
-def store(client: Client, app_runtime: tuple[MCPServer, Runtime]) -> ArtifactStore:
-    """The ArtifactStore of the owning process (open while `client` is connected)."""
+async def store(client: Client, app_runtime: tuple[MCPServer, Runtime]) -> ArtifactStore:
+    """The ArtifactStore of the owning process (open while `client` is connected; the server opens it in the
+    background, so wait for that)."""
     owner = app_runtime[1].store
+    await owner.opened()
     assert owner.role == "owner" and owner.store is not None
     return owner.store
 

@@ -31,7 +31,6 @@ from mcp_types.version import is_version_at_least
 
 from artifact_mcp.storage.access import ScopeParams
 from artifact_mcp.storage.errors import StoreError
-from artifact_mcp.storage.generate.compose import prompt
 from artifact_mcp.storage.generate.models import Draft, GenerateOptions, GenerateResult, IdempotencyKey
 from artifact_mcp.storage.usecases.bodies import GenerateBody
 from artifact_mcp.storage.usecases.generation import generate_artifact as generate
@@ -85,6 +84,9 @@ def build_generate_tools(backend: Backend) -> list[Tool]:
             raise ToolError(exc.message) from exc
         if material is None:
             return None
+        # Imported here: Markdown parsing and the extractive writer are not needed before a document is written.
+        from artifact_mcp.storage.generate.compose import prompt
+
         system, text = prompt(req, material.items)
         sample = Sample([SamplingMessage(role="user", content=TextContent(type="text", text=text))],
                         max_tokens=min(16_000, req.max_words * 3), system_prompt=system, temperature=0.2,

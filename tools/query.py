@@ -10,7 +10,7 @@ from artifact_mcp.storage.access import ScopeParams
 from artifact_mcp.storage.models import JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
 from artifact_mcp.storage.usecases import recall
 from artifact_mcp.storage.usecases.bodies import ArtifactRef
-from artifact_mcp.tools.backend import Backend, access
+from artifact_mcp.tools.backend import Backend, access, progress_of
 from artifact_mcp.tools.base import ToolInput, make_tool
 
 
@@ -49,7 +49,7 @@ def build_query_tools(backend: Backend) -> list[Tool]:
         (include_sources=false to skip them). Filters: thread_id, artifact_types, tags, min_score.
         mode='keyword' for exact identifiers, 'semantic' for paraphrases. Artifacts written a moment ago
         are searchable once indexed (create with wait_for_index=true to be sure)."""
-        result = await recall.query_artifacts(backend.store, access(backend, ctx, p, "read"), p)
+        result = await recall.query_artifacts(backend.store, access(backend, ctx, p, "read"), p, progress_of(ctx))
         content: list[TextContent | ResourceLink] = [TextContent(type="text", text=_query_text(result))]
         content += [
             ResourceLink(type="resource_link", uri=h.artifact.uri, name=h.artifact.name,

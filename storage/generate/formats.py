@@ -5,7 +5,6 @@ from __future__ import annotations
 from artifact_mcp.storage.generate.html import render_html
 from artifact_mcp.storage.generate.markdown import to_markdown
 from artifact_mcp.storage.generate.models import Document, OutputFormat
-from artifact_mcp.storage.generate.pdf import render_pdf
 
 
 def render(doc: Document, fmt: OutputFormat) -> tuple[bytes, str]:
@@ -17,4 +16,7 @@ def render(doc: Document, fmt: OutputFormat) -> tuple[bytes, str]:
         return render_html(markdown, doc.title, doc.branding).encode(), markdown
     if fmt == "json":
         return doc.model_dump_json(indent=2).encode(), markdown
+    # fpdf (0.4-0.6 s and ~20 MiB to import) only for a PDF: not on the path of every store's open.
+    from artifact_mcp.storage.generate.pdf import render_pdf
+
     return render_pdf(doc), markdown

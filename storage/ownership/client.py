@@ -6,6 +6,11 @@ socket; the others forward every call over that socket (storage/ownership/rpc.py
 lock is released and its socket closes; the forwarders race for the lock, one becomes the new owner and the
 rest reconnect to it. Calls made meanwhile wait for the new owner instead of failing.
 
+A server opens its client in the background (`open_in_background`): entering it returns at once, so the server
+answers `initialize` before the store (and LlamaIndex, DuckDB, the model behind it) is loaded. Every call waits for
+the open; if it failed, every call raises `Unavailable` saying why, instead of waiting. The owner warms the
+embedding model as soon as the store is open (storage/ownership/workers.py); `wait_warm` lets a query wait for it.
+
 The client's store methods are derived from the operation registry (storage/ownership/registry.py): one async
 method per public `@operation` of `ArtifactStore`, same name, same parameters (less a pre-chosen id the client
 fills in), the operation's result type. Only what is more than forwarding one call is written here.
@@ -47,9 +52,13 @@ Listener = Callable[[ChangeEvent], Awaitable[None]]
 class StoreClient:
     """The async facade the server uses: same methods in every process, whoever owns the store."""
 
-    def __init__(self, cfg: StoreConfig) -> None:
+    def __init__(self, cfg: StoreConfig, *, open_in_background: bool = False) -> None:
         self.cfg = cfg
         self.role: str = "starting"
+        self._background = open_in_background
+        self._open_error: str | None = None  # why the store could not be opened (every call raises it)
+        self._open_cause: BaseException | None = None
+        self._warm_seen = False  # the owner's embedding model was seen loaded (reset when the owner changes)
         self.store: ArtifactStore | None = None
         self._listeners: list[Listener] = []
         self._stack = AsyncExitStack()
@@ -74,13 +83,50 @@ class StoreClient:
         self._listeners.append(listener)
 
     async def __aenter__(self) -> StoreClient:
+        """Open the store: own it, or forward to the process that does. With `open_in_background`, return at once
+        and open in this client's task group (calls wait for it); else return once open, or raise why not."""
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
-        if not self.cfg.shared:
-            await self._become_owner(serve_socket=False)
-        else:
-            with anyio.fail_after(self.cfg.takeover_timeout_seconds):
-                await self._establish()
+        if self._background:
+            self._tg.start_soon(self._open)
+            return self
+        try:
+            await self._open()
+            await self.opened()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
+
+    async def opened(self) -> None:
+        """Wait until the store is open in this process or its owner is reachable (at most the takeover timeout);
+        raise `Unavailable` saying why when it could not be opened."""
+        with anyio.fail_after(self.cfg.takeover_timeout_seconds):
+            await self._ready.wait()
+        if self._open_error is not None:
+            raise Unavailable(self._open_error) from self._open_cause
+
+    async def _open(self) -> None:
+        """Become the owner or a forwarder. A failure is kept (every call raises it) and logged once."""
+        try:
+            if not self.cfg.shared:
+                await self._become_owner(serve_socket=False)
+            else:
+                with anyio.fail_after(self.cfg.takeover_timeout_seconds):
+                    await self._establish()
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                why = (f"neither took the lock nor reached the owning process within "
+                       f"{self.cfg.takeover_timeout_seconds:g} s")
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+            self._open_error = (f"the store {self.cfg.catalog_path} could not be opened ({why}); fix the cause and "
+                                "restart the server")
+            self._open_cause = exc
+            log.error("%s", self._open_error, exc_info=exc)
+            if self.store is None and self._lock_fd is not None:
+                os.close(self._lock_fd)  # let another process try
+                self._lock_fd = None
+            self._ready.set()
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
@@ -137,6 +183,7 @@ class StoreClient:
                 continue
             self._conn = stream
             self.role = "forwarder"
+            self._warm_seen = False
             assert self._tg is not None
             self._tg.start_soon(self._forwarder_reader, stream)
             self._ready.set()
@@ -144,8 +191,11 @@ class StoreClient:
             return
 
     async def _become_owner(self, *, serve_socket: bool) -> None:
-        self.store = await anyio.to_thread.run_sync(open_store, self.cfg)
+        # Shielded: a shutdown that comes while the store opens waits for it (seconds), so that __aexit__ closes it.
+        with anyio.CancelScope(shield=True):
+            self.store = await anyio.to_thread.run_sync(open_store, self.cfg)
         self.role = "owner"
+        self._warm_seen = False
         assert self._tg is not None
         if serve_socket:
             with suppress(FileNotFoundError):
@@ -247,13 +297,11 @@ class StoreClient:
             slot.append(None)
             event.set()
         self._pending.clear()
-        with anyio.fail_after(self.cfg.takeover_timeout_seconds):
-            await self._establish()
+        await self._open()
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         for _attempt in range(5):
-            with anyio.fail_after(self.cfg.takeover_timeout_seconds):
-                await self._ready.wait()
+            await self.opened()
             if self.role == "owner":
                 return await self._invoke_local(method, kwargs)
             conn = self._conn
@@ -352,6 +400,35 @@ class StoreClient:
             return state, {"pending": 0.1, "processing": 0.5}.get(state, 1.0), art.is_indexed or art.status == "failed"
 
         return await self._poll(scope, artifact_id, timeout, state_of, on_progress)
+
+    async def wait_warm(self, timeout: float, on_progress: Callable[[str, float], Awaitable[None]] | None = None,
+                        *, model: bool = True) -> None:
+        """Wait (at most `timeout`) until a query is answered without waiting for start-up: the store is open and
+        (`model`) its owner has loaded the embedding model. While waiting, report what is awaited, once a second.
+        Raises `Unavailable` when the store could not be opened."""
+        if self._warm_seen or (not model and self._ready.is_set()):
+            await self.opened()
+            return
+        start = anyio.current_time()
+        reported: float | None = None
+        with anyio.move_on_after(timeout):
+            while True:
+                if self._ready.is_set():
+                    await self.opened()
+                    if not model:
+                        return
+                    if await self.is_warm():
+                        self._warm_seen = True
+                        return
+                    what = "the embedding model to load"
+                else:
+                    what = "the store to open"
+                now = anyio.current_time()
+                if on_progress is not None and (reported is None or now - reported >= 1.0):
+                    waited = now - start
+                    await on_progress(f"waiting for {what} ({waited:.0f} s)", waited / (waited + 10))
+                    reported = now
+                await anyio.sleep(0.05)
 
     async def _poll(self, scope: Scope, artifact_id: str, timeout: float,
                     state_of: Callable[[Artifact], tuple[str, float, bool]],
