@@ -415,6 +415,7 @@ async def test_stream_size_limit_and_collector_safety(tmp_path: Path) -> None:
     app, runtime = build_app(settings)
     async with Client(app) as client:
         store = runtime.store
+        await store.opened()  # the server opens its store in the background
         assert store.store is not None
         with pytest.raises(TooLarge, match="over the 100000-byte limit"):
             await store.create_from_stream(ACME, NewFileArtifact(name="big"), io.BytesIO(b"x" * 100_001))

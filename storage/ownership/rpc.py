@@ -12,7 +12,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import anyio
@@ -29,12 +29,21 @@ EVENT = TypeAdapter(ChangeEvent)
 
 @dataclass(frozen=True)
 class Method:
-    """One operation as the socket carries it."""
+    """One operation as the socket carries it. Its pydantic models are built on first use: a process that owns
+    the store and serves no forwarder never needs them (and a server builds every `StoreClient` method at start)."""
 
     op: Operation
-    params: type[BaseModel]  # every parameter of the store method
+    hints: dict[str, Any]  # the store method's type hints
     result: Any  # the result type (a write's change event left out)
-    result_adapter: TypeAdapter[Any]
+
+    @cached_property
+    def params(self) -> type[BaseModel]:
+        """Every parameter of the store method."""
+        return _params_model(self.op, self.hints)
+
+    @cached_property
+    def result_adapter(self) -> TypeAdapter[Any]:
+        return TypeAdapter(self.result)
 
 
 def result_type(hint: Any) -> Any:
@@ -66,8 +75,7 @@ def _params_model(op: Operation, hints: dict[str, Any]) -> type[BaseModel]:
 def method(name: str) -> Method:
     op = OPERATIONS[name]
     hints = typing.get_type_hints(op.fn)
-    result = result_type(hints["return"])
-    return Method(op=op, params=_params_model(op, hints), result=result, result_adapter=TypeAdapter(result))
+    return Method(op=op, hints=hints, result=result_type(hints["return"]))
 
 
 async def write_frame(stream: anyio.abc.ByteSendStream, lock: anyio.Lock, header: dict[str, Any],
