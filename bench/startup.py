@@ -11,6 +11,8 @@
      answered; then `notifications/initialized` and at once a `query_artifacts` (hybrid, top_k 10, with a progress
      token): spawn -> first query answered, and the progress notifications it got while the server was starting;
      then idle RSS: the server's VmRSS once its CPU time has stood still for 1 s (its store open, its model warm).
+   Each figure as p50 and min (on a shared machine the min is the least disturbed start), and the server's CPU
+   seconds when `initialize` was answered (for artifact-mcp this includes the store opening on another thread).
    The client is raw JSON-RPC over the pipes (the 2025-11-25 handshake, as desktop hosts connect), so no client
    library's start-up or validation counts. Before the rounds, one unmeasured start of each kind (page cache,
    bytecode: the servers run with `PYTHONDONTWRITEBYTECODE` unset, as an installed server does).
@@ -185,6 +187,11 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds the process has used: unlike wall time, barely moved by other work on a shared machine."""
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
 def idle_rss_mb(pid: int, quiet_s: float = 1.0, limit_s: float = 60.0) -> float:
     """VmRSS once the process has used no CPU for `quiet_s` (its background start-up done)."""
     end = time.perf_counter() + limit_s
@@ -204,7 +211,8 @@ def start_trivial(script: Path, env: dict[str, str], workdir: Path) -> dict[str,
     try:
         srv.send(INITIALIZE)
         _, _, init_s = srv.answer(1, srv.t0 + 60)
-        return {"initialize_s": init_s, "rss_mb": proc_status(srv.proc.pid).get("VmRSS", 0) / 1024}
+        return {"initialize_s": init_s, "initialize_cpu_s": cpu_s(srv.proc.pid),
+                "rss_mb": proc_status(srv.proc.pid).get("VmRSS", 0) / 1024}
     finally:
         srv.stop()
 
@@ -216,6 +224,7 @@ def start_server(command: str, model: str, data_dir: Path, query: str, env: dict
     try:
         srv.send(INITIALIZE)
         _, _, init_s = srv.answer(1, srv.t0 + 120)
+        init_cpu = cpu_s(srv.proc.pid)  # includes the background open's CPU so far (another thread)
         rss_init = proc_status(srv.proc.pid).get("VmRSS", 0) / 1024
         srv.send(INITIALIZED)
         srv.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -227,7 +236,8 @@ def start_server(command: str, model: str, data_dir: Path, query: str, env: dict
             raise RuntimeError(f"query_artifacts failed: {result['content'][0]['text']}")
         hits = len(result["structuredContent"]["results"])
         progress = [n["params"].get("message") for n in notes if n.get("method") == "notifications/progress"]
-        return {"initialize_s": init_s, "first_query_s": query_s, "hits": hits, "progress": progress,
+        return {"initialize_s": init_s, "initialize_cpu_s": init_cpu, "first_query_s": query_s, "hits": hits,
+                "progress": progress,
                 "rss_at_initialize_mb": rss_init, "idle_rss_mb": idle_rss_mb(srv.proc.pid)}
     finally:
         srv.stop()
@@ -235,10 +245,13 @@ def start_server(command: str, model: str, data_dir: Path, query: str, env: dict
 
 def summary(starts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"starts": starts}
-    for key in ("initialize_s", "first_query_s", "rss_mb", "rss_at_initialize_mb", "idle_rss_mb"):
+    for key in ("initialize_s", "initialize_cpu_s", "first_query_s", "rss_mb", "rss_at_initialize_mb",
+                "idle_rss_mb"):
         values = [s[key] for s in starts if key in s]
         if values:
-            out[f"{key.removesuffix('_s').removesuffix('_mb')}_p50"] = pct(values, 0.5)
+            name = key.removesuffix("_s").removesuffix("_mb")
+            out[f"{name}_p50"] = pct(values, 0.5)
+            out[f"{name}_min"] = min(values)
     return out
 
 
@@ -255,7 +268,14 @@ def table(report: dict[str, Any]) -> str:
         [f"{m['initialize_p50']:.3f}" for m in models.values()])
     row("  ratio to the trivial server", "1.00",
         [f"{m['initialize_p50'] / trivial['initialize_p50']:.2f}" for m in models.values()])
+    row("spawn -> initialize min s", f"{trivial['initialize_min']:.3f}",
+        [f"{m['initialize_min']:.3f}" for m in models.values()])
+    row("  ratio to the trivial server", "1.00",
+        [f"{m['initialize_min'] / trivial['initialize_min']:.2f}" for m in models.values()])
+    row("server CPU s at initialize p50", f"{trivial['initialize_cpu_p50']:.2f}",
+        [f"{m['initialize_cpu_p50']:.2f}" for m in models.values()])
     row("spawn -> first query p50 s", "-", [f"{m['first_query_p50']:.3f}" for m in models.values()])
+    row("spawn -> first query min s", "-", [f"{m['first_query_min']:.3f}" for m in models.values()])
     row("  progress notes (median)", "-",
         [str(sorted(len(s["progress"]) for s in m["starts"])[len(m["starts"]) // 2]) for m in models.values()])
     row("RSS at initialize p50 MiB", f"{trivial['rss_p50']:.0f}",

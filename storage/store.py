@@ -182,7 +182,8 @@ class ArtifactStore:
 
     @operation(retryable=True)
     def is_warm(self) -> bool:
-        """Whether warm_up has run: a query embeds its text now instead of waiting for the model to load."""
+        """Whether what a query needs is loaded (warm_up): a query embeds its text now instead of waiting for the
+        model to load."""
         return self._warm.is_set()
 
     @operation(retryable=True)
@@ -247,17 +248,18 @@ class ArtifactStore:
         return self.indexing.next_job_due()
 
     def warm_up(self) -> None:
-        """Load the embedding model, the chunkers and the search mirror (the owner calls it once the store is
-        open), so that the first query does not wait for them."""
+        """Load what a query needs, then what indexing needs (the owner calls it once the store is open), so that
+        neither the first query nor the first index job waits for them. `is_warm` turns true in between."""
         try:
-            self.indexing.warm_up()
+            self.indexer.embed_query("warm up")  # loads the embedding model (seconds, the first time)
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
         except Exception:
-            log.exception("warming up the store failed; the first query will retry")
+            log.exception("warming up search failed; the first query will load what it needs")
         finally:
             self._warm.set()
+        self.indexing.warm_up()  # the chunkers (it logs its own failures)
 
     def claim_generation_jobs(self, limit: int) -> list[GenerationTask]:
         return self.generation.claim_generation_jobs(limit)
