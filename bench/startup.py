@@ -17,7 +17,7 @@
    library's start-up or validation counts. Before the rounds, one unmeasured start of each kind (page cache,
    bytecode: the servers run with `PYTHONDONTWRITEBYTECODE` unset, as an installed server does).
 
-    .venv/bin/python bench/startup.py                        # ~2 min on a 2-core machine
+    .venv/bin/python bench/startup.py                        # ~6 min on a 2-core machine
     .venv/bin/python bench/startup.py --compare ../main/.venv/bin/artifact-mcp   # also another build, same run
 
 Targets (issue 12): spawn -> initialize <= 1.5x the trivial server's; spawn -> first query <= 1.8 s; idle RSS
