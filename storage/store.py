@@ -42,7 +42,7 @@ from artifact_mcp.storage.ownership.registry import operation
 
 # Importing this module registers the operations (their signatures use only the models above): every server
 # process imports it at start, before it answers `initialize`. What opening a store needs (the catalog driver,
-# LlamaIndex, numpy, the PDF renderer: ~2 s of imports) is imported by `open_store` / `ArtifactStore()` only,
+# LlamaIndex, numpy: ~2 s of imports) is imported by `open_store` / `ArtifactStore()` only,
 # in the process that owns the store, on a worker thread. tests/test_startup.py checks that this stays so.
 if TYPE_CHECKING:
     from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
@@ -88,7 +88,7 @@ class ArtifactStore:
         self.max_content_bytes = max_content_bytes
         self.indexer = indexer or Indexer(index or IndexConfig())
         self._lock = threading.RLock()
-        self._warm = threading.Event()  # set once warm_up has run
+        self._warm = threading.Event()  # set once warm_up has loaded what a query needs
         cfg = self.indexer.config
         retry = RetryPolicy(max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)
         ctx = StoreContext(db=db, blobs=blobs, lock=self._lock, max_content_bytes=max_content_bytes)
