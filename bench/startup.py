@@ -131,6 +131,7 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, stderr: Path) -> None:
         self.t0 = time.perf_counter()
+        self.stderr = stderr
         with stderr.open("ab") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
                                          cwd=cwd)
@@ -153,7 +154,9 @@ class Server:
                 raise TimeoutError("no answer from the server in time")
             data = os.read(fd, 1 << 16)
             if not data:
-                raise EOFError(f"the server exited (status {self.proc.poll()})")
+                self.proc.wait(timeout=10)
+                tail = self.stderr.read_text(errors="replace")[-3000:]
+                raise EOFError(f"the server exited (status {self.proc.returncode}):\n{tail}")
             self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
