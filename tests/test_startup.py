@@ -31,8 +31,8 @@ pytestmark = pytest.mark.anyio
 
 # What a server must not have imported before it answers `initialize` (each costs 0.1-2 s, or hundreds of MB):
 # they are imported when the store opens, in the background, in the process that owns it.
-HEAVY = ("llama_index", "torch", "transformers", "sentence_transformers", "onnxruntime", "tokenizers", "fpdf",
-         "duckdb", "numpy", "pypdf", "tree_sitter", "fastapi")
+HEAVY = ("llama_index", "torch", "transformers", "sentence_transformers", "onnxruntime", "onnx", "tokenizers",
+         "safetensors", "fpdf", "duckdb", "numpy", "pypdf", "tree_sitter", "fastapi")
 
 PROBE = """
 import json, sys
