@@ -28,6 +28,10 @@ class DuckDBArtifacts:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        # Column types, for the typed list parameters of set-based updates (`update_many`).
+        self._types = dict(con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'artifacts'"
+        ).fetchall())
 
     # --- rows ---------------------------------------------------------------------------------
 
@@ -65,20 +69,43 @@ class DuckDBArtifacts:
         values = [json.dumps(v) if c == "metadata" else v for c, v in changes.items()]
         self.con.execute(f"UPDATE artifacts SET {assignments} WHERE artifact_id = ?", [*values, artifact_id])
 
+    def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """`update` for many rows: one statement per set of changed columns (a statement costs more than a row)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for artifact_id, fields in changes.items():
+            groups.setdefault(tuple(fields), []).append(artifact_id)
+        for columns, ids in groups.items():
+            if len(ids) == 1:
+                self.update(ids[0], changes[ids[0]])
+                continue
+            unknown = set(columns) - set(COLUMNS)
+            if unknown:
+                raise KeyError(f"unknown columns {sorted(unknown)}")
+            values = [[json.dumps(changes[i][c]) if c == "metadata" else changes[i][c] for i in ids] for c in columns]
+            # One typed list per column, unnested side by side and joined on the primary key.
+            picked = ", ".join(f"unnest(?::{self._types[c]}[]) AS {c}" for c in columns)
+            assignments = ", ".join(f"{c} = u.{c}" for c in columns)
+            self.con.execute(
+                f"UPDATE artifacts SET {assignments} FROM (SELECT unnest(?::VARCHAR[]) AS id, {picked}) u "
+                "WHERE artifacts.artifact_id = u.id", [ids, *values],
+            )
+
     def get(self, artifact_id: str, now: datetime) -> ArtifactRow | None:
         row = self.con.execute(
             f"SELECT {_ALL_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id = ?", [now, artifact_id]
         ).fetchone()
         return self._row(row) if row else None
 
-    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, ArtifactRow]:
-        """Rows by id, without content_text (search results need metadata only)."""
+    def get_many(self, artifact_ids: Sequence[str], now: datetime, *,
+                 with_content: bool = False) -> dict[str, ArtifactRow]:
+        """Rows by id, without content_text unless `with_content` (search results need metadata only)."""
         if not artifact_ids:
             return {}
         # One placeholder per id: an IN list of parameters uses the primary-key index; list_contains would scan.
         marks = ", ".join("?" for _ in artifact_ids)
         rows = self.con.execute(
-            f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id IN ({marks})",
+            f"SELECT {_ALL_COLUMNS if with_content else _LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts "
+            f"WHERE artifact_id IN ({marks})",
             [now, *artifact_ids],
         ).fetchall()
         out = [self._row(r) for r in rows]
