@@ -172,3 +172,30 @@ def test_child_preparer_matches_in_process_and_survives_its_death(bare_store: Ar
     with store._lock:
         row = store.db.artifacts.get(art.artifact_id, utcnow())
         assert row is not None and row.is_indexed
+
+
+def test_closing_the_child_preparer_ends_a_batch_in_progress(bare_store: ArtifactStore) -> None:
+    """Shutdown closes the preparer while the runner's thread waits for a batch: both end at once."""
+    store = bare_store
+    store.create(SCOPE, NewArtifact(name="doc", content=prose(10)))
+    (task,) = store.claim_index_jobs(16)
+    preparer = ChildPreparer(store.indexer.config)
+    preparer.start()
+    errors: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            preparer([PrepareInput(row=dataclasses.replace(task.row, content_text=prose(30_000)))])
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    preparer.close()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.perf_counter() - t0 < 10
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    with pytest.raises(RuntimeError, match="closed"):
+        preparer([])

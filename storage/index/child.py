@@ -82,15 +82,16 @@ class ChildPreparer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        # Killed first: a thread blocked reading its answer holds the pipe's buffer lock until the read ends.
         proc.kill()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("index preparation process %d did not exit", proc.pid)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
 
 
 def _send(stream: IO[bytes], value: Any) -> None:
