@@ -43,7 +43,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import add_server_args, dir_size, find_server_pid, log, pct, proc_status, stats, write_report
+from common import (
+    add_server_args,
+    descendants,
+    dir_size,
+    find_server_pid,
+    log,
+    pct,
+    proc_status,
+    stats,
+    write_report,
+)
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -237,6 +247,8 @@ async def run_size(n: int, model: str, args: argparse.Namespace) -> dict[str, An
             st = proc_status(pid)
             result["server_peak_rss_mb"] = st.get("VmHWM", 0) / 1024
             result["server_rss_mb"] = st.get("VmRSS", 0) / 1024
+            # The owner's index preparation child holds its own copy of the model.
+            result["child_peak_rss_mb"] = sum(proc_status(kid).get("VmHWM", 0) for kid in descendants(pid)) / 1024
         result["data_dir_mb"] = dir_size(Path(data_dir)) / 2**20
     # Client closed: the server wrote its timings when its lifespan ended.
     for _ in range(100):
@@ -314,6 +326,7 @@ def table(results: list[dict[str, Any]]) -> str:
     row("deep/first p95 (client)", [
         f"{r['list_deep_client']['p95_ms'] / r['list_first_client']['p95_ms']:.2f}" for r in results])
     row("server peak RSS MB (VmHWM)", [f"{r.get('server_peak_rss_mb', float('nan')):.0f}" for r in results])
+    row("its child processes' peak RSS MB", [f"{r.get('child_peak_rss_mb', float('nan')):.0f}" for r in results])
     row("data dir MB", [f"{r['data_dir_mb']:.0f}" for r in results])
     lines = [head, "-" * len(head)]
     lines += [f"{label:<34}" + "".join(f"{v:>14}" for v in values) for label, values in rows]

@@ -48,7 +48,7 @@ from typing import Any
 
 import anyio
 import httpx2
-from common import add_server_args, free_port, log, pct, proc_status, wait_ready, write_report
+from common import add_server_args, descendants, free_port, log, pct, proc_status, wait_ready, write_report
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -186,23 +186,6 @@ async def index_backlog(url: str, token: str, mode: str, drain_seconds: float) -
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def descendants(pid: int) -> list[int]:
-    """The live processes below `pid` (the server's index preparation child)."""
-    out: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            kids = [int(k) for k in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for kid in kids:
-            out += [kid, *descendants(kid)]
-    return out
 
 
 def child_cpu_seconds(pids: list[int]) -> dict[int, float]:

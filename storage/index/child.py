@@ -52,9 +52,10 @@ class ChildPreparer:
             try:
                 _send(proc.stdin, inputs)
                 status, value = _receive(proc.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
                 self._stop()
-                raise RuntimeError(f"the index preparation process exited ({type(exc).__name__}: {exc})") from exc
+                why = "closed (shutdown)" if self._closed else f"exited ({type(exc).__name__}: {exc})"
+                raise RuntimeError(f"the index preparation process {why}") from exc
         if status != "ok":
             raise RuntimeError(value)
         return value

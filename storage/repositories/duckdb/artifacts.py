@@ -1,10 +1,10 @@
 """The `artifacts` table on DuckDB: one row per artifact version, parameterized SQL only.
 
 Rows are read from their `card`: every column but `content_text`, as one JSON text (migration 4). DuckDB's cost is
-per column read (a 50-row page of whole rows took ~11 ms, its cards ~3 ms), and the columns stay for what SQL
-filters and sorts on. Every write here keeps the card in step in the same statement: an insert writes it, an
-update merges its changes into it (`json_merge_patch`; a null removes a key, which reads back as None). Nothing
-else writes this table.
+per column read (a 50-row page's 44 columns cost several times its cards: 1.2-11 ms against ~1 ms on the shared
+2-core machine, depending on its load), and the columns stay for what SQL filters and sorts on. Every write here
+keeps the card in step in the same statement: an insert writes it, an update merges its changes into it
+(`json_merge_patch`; a null removes a key, which reads back as None). Nothing else writes this table.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ _EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= ?)"
 _LIST_COLUMNS = "card, NULL"
 _ALL_COLUMNS = "card, content_text"
 _MERGE_CARD = "card = json_merge_patch(card, ?)"
+
+
+def _value(column: str, value: Any) -> Any:
+    """A column value as a parameter: metadata as its JSON text."""
+    return json.dumps(value) if column == "metadata" else value
 
 
 class DuckDBArtifacts:
@@ -62,7 +67,7 @@ class DuckDBArtifacts:
         """Card JSON of these columns (a whole card, or the patch an update merges). `metadata` is kept as its JSON
         text, so a patch replaces it instead of merging into it."""
         return json.dumps({
-            c: json.dumps(v) if c == "metadata" else v.isoformat(sep=" ") if isinstance(v, datetime) else v
+            c: v.isoformat(sep=" ") if isinstance(v, datetime) else _value(c, v)
             for c, v in fields.items() if c != "content_text"
         })
 
@@ -70,7 +75,7 @@ class DuckDBArtifacts:
         # NULL columns are left out (no column has another default): DuckDB's cost grows with every bound
         # parameter, and a new artifact has ~18 NULLs.
         columns = [c for c in COLUMNS if getattr(row, c) is not None]
-        values = [json.dumps(row.metadata) if c == "metadata" else getattr(row, c) for c in columns]
+        values = [_value(c, getattr(row, c)) for c in columns]
         card = self._card({c: getattr(row, c) for c in CARD_COLUMNS})
         try:
             self.con.execute(
@@ -90,7 +95,7 @@ class DuckDBArtifacts:
         if unknown:
             raise KeyError(f"unknown columns {sorted(unknown)}")
         assignments = ", ".join(f"{c} = ?" for c in changes)
-        values = [json.dumps(v) if c == "metadata" else v for c, v in changes.items()]
+        values = [_value(c, v) for c, v in changes.items()]
         self.con.execute(f"UPDATE artifacts SET {assignments}, {_MERGE_CARD} WHERE artifact_id = ?",
                          [*values, self._card(changes), artifact_id])
 
@@ -106,7 +111,7 @@ class DuckDBArtifacts:
             unknown = set(columns) - set(COLUMNS)
             if unknown:
                 raise KeyError(f"unknown columns {sorted(unknown)}")
-            values = [[json.dumps(changes[i][c]) if c == "metadata" else changes[i][c] for i in ids] for c in columns]
+            values = [[_value(c, changes[i][c]) for i in ids] for c in columns]
             # One typed list per column, unnested side by side and joined on the primary key.
             picked = ", ".join(f"unnest(?::{self._types[c]}[]) AS {c}" for c in columns)
             assignments = ", ".join(f"{c} = u.{c}" for c in columns)
