@@ -21,10 +21,12 @@ import pickle
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from artifact_mcp.storage.config import IndexConfig
-from artifact_mcp.storage.index.pipeline import Indexer, Prepared, PrepareInput
+
+if TYPE_CHECKING:  # the pipeline (LlamaIndex, the model) is imported by the child only: ~2 s of imports
+    from artifact_mcp.storage.index.pipeline import Prepared, PrepareInput
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,8 @@ def serve() -> None:
         config: IndexConfig = _receive(requests)
     except EOFError:
         return
+    from artifact_mcp.storage.index.pipeline import Indexer
+
     indexer = Indexer(config)
     indexer.warm_up()
     while True:
