@@ -11,11 +11,19 @@ fresh `artifact-mcp serve` subprocess:
    with that cursor `--samples` times;
 5. the server's peak RSS (VmHWM of the server process, read from /proc).
 
+The S sequential creates run while the index jobs of the bulk load are still being worked through (the run checks
+that artifacts were still pending after the last of them, and says so). As a baseline, in the same run, a trivial
+`MCPServer` (one `echo` tool, `mcp.run()` on stdio, spawned the same way) answers `--samples` calls before and as
+many after the artifact server's phases; each tool's client p50 is also given as a ratio to the trivial tool's
+(issue 12's targets: get <= 2x, list(50) <= 4x, create <= 3x while index jobs run). `--models` runs every size once
+per embedding model (a fresh server each), so the default model and `hash:384` compare in one run.
+
 Latencies are reported twice: "client" is the round trip seen by the MCP client (JSON-RPC over
 stdio, client and server serialization, validation); "server" is the tool handler's duration inside
 the server, recorded by the opt-in ARTIFACT_MCP_TIMINGS_FILE middleware (server/timings.py).
 
     .venv/bin/python bench/crud.py --sizes 10000 100000 --out bench/results/crud.json
+    .venv/bin/python bench/crud.py --sizes 10000 --models default hash:384
 
 Progress goes to stderr; a table to stdout; full figures (and settings) to --out as JSON.
 """
@@ -35,11 +43,37 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import add_server_args, dir_size, find_server_pid, log, pct, proc_status, stats, write_report
+from common import (
+    add_server_args,
+    descendants,
+    dir_size,
+    find_server_pid,
+    log,
+    pct,
+    proc_status,
+    stats,
+    write_report,
+)
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
 WALK_PAGE = 200
+# The baseline: the smallest MCPServer tool, served over the same transport (stdio) by the same interpreter.
+TRIVIAL = '''\
+from mcp.server import MCPServer
+
+app = MCPServer("trivial")
+
+
+@app.tool()
+def echo(text: str) -> str:
+    """Echo the text."""
+    return text
+
+
+app.run()
+'''
+RATIO_TARGETS = {"get": 2.0, "list_first": 4.0, "create_seq": 3.0}
 WORDS = [
     "artifact", "agent", "report", "summary", "memory", "vector", "index", "chunk", "query", "cursor", "page",
     "latency", "durable", "store", "transcript", "result", "json", "code", "thread", "namespace", "workspace",
@@ -60,14 +94,21 @@ def text_4k(rng: random.Random, i: int) -> str:
     return " ".join(words)[:4096]
 
 
-
-
-
-
-
-
-
-
+async def trivial_calls(args: argparse.Namespace, workdir: Path) -> list[float]:
+    """Round trips of `--samples` calls of the trivial server's tool (after 20 warm-up calls), one at a time."""
+    script = workdir / "trivial_server.py"
+    script.write_text(TRIVIAL)
+    params = StdioServerParameters(command=sys.executable, args=[str(script)], env=dict(os.environ), cwd=str(workdir))
+    ms: list[float] = []
+    async with Client(params, mode=args.mode, read_timeout_seconds=60) as client:
+        for i in range(20 + args.samples):
+            t0 = time.perf_counter()
+            result = await client.call_tool("echo", {"text": f"ping {i}"})
+            if result.is_error:
+                raise RuntimeError(f"trivial echo failed: {result}")
+            if i >= 20:
+                ms.append((time.perf_counter() - t0) * 1000)
+    return ms
 
 
 class Bench:
@@ -84,19 +125,22 @@ class Bench:
         return result.structured_content, ms
 
 
-async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
+async def run_size(n: int, model: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(n)
     workdir = Path(tempfile.mkdtemp(prefix=f"crud-bench-{n}-", dir=args.tmp))
     data_dir = str(workdir / "data")
     timings_file = workdir / "timings.json"
-    env = {**os.environ, "ARTIFACT_MCP_TIMINGS_FILE": str(timings_file), "ARTIFACT_MCP_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "ARTIFACT_MCP_TIMINGS_FILE": str(timings_file), "ARTIFACT_MCP_LOG_LEVEL": "WARNING",
+           "ARTIFACT_MCP_EMBEDDING_MODEL": model}
     for key, value in args.env:
         env[key] = value
     params = StdioServerParameters(command=str(REPO / ".venv/bin/artifact-mcp"),
                                    args=["serve", "--data-dir", data_dir], env=env, cwd=str(workdir))
     seq = min(args.samples, n // 2)
     bulk = n - seq
-    result: dict[str, Any] = {"artifacts": n}
+    result: dict[str, Any] = {"artifacts": n, "model": model}
+    trivial_ms = await trivial_calls(args, workdir)
+    log(f"N={n} {model}: trivial echo before p50 {pct(trivial_ms, .5):.2f} ms")
     counts = {"create_artifact": 0, "get_artifact": 0, "list_artifacts": 0}
     async with Client(params, mode=args.mode, read_timeout_seconds=120) as client:
         pid = find_server_pid(data_dir)
@@ -138,11 +182,20 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             seq_ms.append(ms)
         seq_s = time.perf_counter() - t_seq
         counts["create_artifact"] += seq
+        # Were index jobs still running behind the timed creates? Jobs run oldest first, so artifacts still waiting
+        # after the last timed create mean the runner was busy with the bulk load's jobs all along.
+        waiting = 0
+        for status in ("pending", "processing"):
+            out, _ = await b.call("list_artifacts", {"limit": 1, "status": status})
+            waiting += out["total"]
+        counts["list_artifacts"] += 2
         result["create"] = {
             "concurrency": args.concurrency, "bulk_count": bulk, "bulk_seconds": bulk_s,
             "bulk_per_second": bulk / bulk_s, "bulk_client": stats(bulk_ms),
             "sequential_per_second": seq / seq_s, "sequential_client": stats(seq_ms),
+            "not_yet_indexed_after_sequential": waiting,
         }
+        log(f"N={n}: sequential create p50 {pct(seq_ms, .5):.2f} ms; {waiting} artifacts not yet indexed after them")
         log(f"N={n}: created {n} in {bulk_s + seq_s:.1f}s ({bulk / bulk_s:.0f}/s with {args.concurrency} in flight)")
 
         # 2. get
@@ -194,6 +247,8 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             st = proc_status(pid)
             result["server_peak_rss_mb"] = st.get("VmHWM", 0) / 1024
             result["server_rss_mb"] = st.get("VmRSS", 0) / 1024
+            # The owner's index preparation child holds its own copy of the model.
+            result["child_peak_rss_mb"] = sum(proc_status(kid).get("VmHWM", 0) for kid in descendants(pid)) / 1024
         result["data_dir_mb"] = dir_size(Path(data_dir)) / 2**20
     # Client closed: the server wrote its timings when its lifespan ended.
     for _ in range(100):
@@ -213,10 +268,21 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         result["create"]["bulk_server"] = slice_("create_artifact", 0, bulk)
         result["create"]["sequential_server"] = slice_("create_artifact", bulk, seq)
         result["get_server"] = slice_("get_artifact", 0, len(get_ms))
-        result["list_first_server"] = slice_("list_artifacts", 0, args.samples)
-        result["list_deep_server"] = slice_("list_artifacts", args.samples + walk_calls, args.samples)
+        result["list_first_server"] = slice_("list_artifacts", 2, args.samples)
+        result["list_deep_server"] = slice_("list_artifacts", 2 + args.samples + walk_calls, args.samples)
     else:
         log("warning: no server timings file")
+    trivial_ms += await trivial_calls(args, workdir)
+    result["trivial_client"] = stats(trivial_ms)
+    base = result["trivial_client"]["p50_ms"]
+    result["ratio_to_trivial_p50"] = {
+        "get": result["get_client"]["p50_ms"] / base, "list_first": result["list_first_client"]["p50_ms"] / base,
+        "list_deep": result["list_deep_client"]["p50_ms"] / base,
+        "create_seq": result["create"]["sequential_client"]["p50_ms"] / base,
+        "create_bulk": result["create"]["bulk_client"]["p50_ms"] / base,
+    }
+    log(f"N={n} {model}: trivial echo p50 {base:.2f} ms (before and after); ratios " + ", ".join(
+        f"{k} {v:.2f}" for k, v in result["ratio_to_trivial_p50"].items()))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
@@ -227,7 +293,7 @@ def ms_pair(d: dict[str, Any] | None, key: str) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = f"{'metric':<34}" + "".join(f"{r['artifacts']:>14,}" for r in results)
+    head = f"{'metric':<34}" + "".join(f"{r['artifacts']:>8,} {r['model'][:7]:>7}" for r in results)
     rows: list[tuple[str, list[str]]] = []
 
     def row(label: str, values: list[str]) -> None:
@@ -247,12 +313,20 @@ def table(results: list[dict[str, Any]]) -> str:
                         d = r.get(f"{key}_{side}")
                     vals.append(ms_pair(d, p))
                 row(f"{label} {side} {p[:3]} ms", vals)
+    row("trivial echo client p50 ms", [ms_pair(r["trivial_client"], "p50_ms") for r in results])
+    row("not yet indexed after seq creates", [str(r["create"]["not_yet_indexed_after_sequential"]) for r in results])
+    for key, label in (("create_seq", "create seq"), ("create_bulk", "create bulk (8 in flight)"), ("get", "get"),
+                       ("list_first", "list first page"), ("list_deep", "list 90% deep")):
+        target = RATIO_TARGETS.get(key)
+        row(f"{label} / trivial p50" + (f" (<= {target:g})" if target else ""),
+            [f"{r['ratio_to_trivial_p50'][key]:.2f}" for r in results])
     row("deep/first p95 (server)", [
         f"{r['list_deep_server']['p95_ms'] / r['list_first_server']['p95_ms']:.2f}"
         if r.get("list_deep_server") and r.get("list_first_server") else "-" for r in results])
     row("deep/first p95 (client)", [
         f"{r['list_deep_client']['p95_ms'] / r['list_first_client']['p95_ms']:.2f}" for r in results])
     row("server peak RSS MB (VmHWM)", [f"{r.get('server_peak_rss_mb', float('nan')):.0f}" for r in results])
+    row("its child processes' peak RSS MB", [f"{r.get('child_peak_rss_mb', float('nan')):.0f}" for r in results])
     row("data dir MB", [f"{r['data_dir_mb']:.0f}" for r in results])
     lines = [head, "-" * len(head)]
     lines += [f"{label:<34}" + "".join(f"{v:>14}" for v in values) for label, values in rows]
@@ -262,11 +336,12 @@ def table(results: list[dict[str, Any]]) -> str:
 async def main_async(args: argparse.Namespace) -> None:
     results = []
     for n in args.sizes:
-        results.append(await run_size(n, args))
-        print(table(results[-1:]), file=sys.stderr, flush=True)
+        for model in args.models:
+            results.append(await run_size(n, model, args))
+            print(table(results[-1:]), file=sys.stderr, flush=True)
     report = {
         "benchmark": "crud", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "mode": args.mode,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "mode": args.mode, "models": args.models,
         "content_bytes": 4096, "page": args.page, "samples": args.samples, "env": dict(args.env),
         "results": results,
     }
@@ -282,6 +357,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="creates in flight during the bulk load")
     parser.add_argument("--samples", type=int, default=300, help="timed calls per latency figure")
     parser.add_argument("--page", type=int, default=50, help="page size of the timed list calls")
+    parser.add_argument("--models", nargs="+", default=["default"],
+                        help="embedding models (ARTIFACT_MCP_EMBEDDING_MODEL), a fresh server per model and size")
     add_server_args(parser)
     args = parser.parse_args()
     anyio.run(main_async, args)

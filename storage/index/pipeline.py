@@ -1,22 +1,26 @@
 """From an artifact version to index-ready chunks: text extraction, chunking, lexical terms, embeddings.
 
 Pure computation, no catalog access and no lock: the job runner calls it between claiming jobs and
-committing their chunks.
+committing their chunks (in a child process, `index/child.py`, so that its Python loops never hold the GIL of
+the process serving requests).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.config import IndexConfig
 from artifact_mcp.storage.index import chunking
 from artifact_mcp.storage.index.embeddings import EmbeddingModel, shared_model
 from artifact_mcp.storage.index.lexical import hashed_counts
 from artifact_mcp.storage.repositories.rows import ArtifactRow
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class PreparedChunk:
@@ -28,6 +32,15 @@ class PreparedChunk:
     tfs: list[int]
     n_terms: int
     embed_text: str
+
+
+@dataclass
+class PrepareInput:
+    """What preparing one version needs: its row (with content_text when it has one), and a PDF's bytes when its
+    text is still to be extracted."""
+
+    row: ArtifactRow
+    pdf: bytes | None = None
 
 
 @dataclass
@@ -84,6 +97,39 @@ class Indexer:
             terms, tfs, n = hashed_counts(f"{name}\n\n{span.text}" if i == 0 and name else span.text)
             out.append(PreparedChunk(i, span.text, span.start, span.end, terms, tfs, n, embedded))
         return out
+
+    def prepare_batch(self, inputs: list[PrepareInput]) -> list[Prepared]:
+        """Extract, chunk and embed. Errors are per input; one embedding batch serves them all, because the model
+        is several times faster on a batch than on one chunk at a time."""
+        out: list[Prepared] = []
+        for item in inputs:
+            try:
+                extracted = contentlib.extract_pdf_text(item.pdf) if item.pdf is not None else None
+                text = item.row.content_text if extracted is None else extracted
+                out.append(Prepared(chunks=self.prepare(item.row, text), extracted_text=extracted))
+            except Exception as exc:
+                out.append(Prepared(chunks=[], error=f"{type(exc).__name__}: {exc}"))
+        ok = [p for p in out if p.error is None]
+        try:
+            vectors = self.embed([c.embed_text for p in ok for c in p.chunks])
+        except Exception as exc:
+            log.warning("embedding failed for %d artifacts: %s", len(ok), exc)
+            for p in ok:
+                p.error = f"embedding failed: {type(exc).__name__}: {exc}"
+            return out
+        start = 0
+        for p in ok:
+            p.vectors = vectors[start:start + len(p.chunks)]
+            start += len(p.chunks)
+        return out
+
+    def warm_up(self) -> None:
+        """Load the embedding model and the chunkers (seconds, the first time) before the first job needs them."""
+        try:
+            chunking.split("Warm up. The chunkers load tokenizers on first use.", "text/plain")
+            self.embed_query("warm up")
+        except Exception:
+            log.exception("warming up the index pipeline failed; the first index job will retry the load")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.model.embed_texts(texts)

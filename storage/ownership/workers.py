@@ -1,6 +1,7 @@
 """The owner's background work: the index and generation job runners, and the housekeeping loop.
 
-They run in the owning process's task group only; the slow parts go to worker threads.
+They run in the owning process's task group only; the slow parts go to worker threads, and index preparation
+(chunking, terms, embedding: Python loops that would hold the GIL) to a child process (`index/child.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import anyio.abc
 
 from artifact_mcp.storage.clock import utcnow
 from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.index.child import ChildPreparer
 from artifact_mcp.storage.models import ChangeEvent
 from artifact_mcp.storage.store import ArtifactStore
 
@@ -55,12 +57,21 @@ class OwnerWorkers:
         self._emit = emit
         self.indexer = JobRunner(self._index_batch)
         self.generator = JobRunner(self._generate_batch)
+        self.preparer = ChildPreparer(store.indexer.config)
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         tg.start_soon(self._housekeeping)
-        tg.start_soon(self.indexer.run)
+        tg.start_soon(self._run_indexer)
         tg.start_soon(self.generator.run)
+        # The model in this process serves query embeddings; the child loads its own for index jobs.
         tg.start_soon(partial(anyio.to_thread.run_sync, self.store.warm_up, abandon_on_cancel=True))
+        tg.start_soon(partial(anyio.to_thread.run_sync, self.preparer.start, abandon_on_cancel=True))
+
+    async def _run_indexer(self) -> None:
+        try:
+            await self.indexer.run()
+        finally:
+            self.preparer.close()  # a batch in progress is abandoned with it
 
     async def _generate_batch(self) -> float | None:
         """Run due generation jobs (one at a time: rendering is CPU-bound); how long until the next is due."""
@@ -90,7 +101,8 @@ class OwnerWorkers:
             return max(0.01, (due - utcnow()).total_seconds())
         # Pure computation (extraction, chunking, embedding): abandoned, not awaited, on shutdown. The jobs stay
         # `running` in the catalog and the next owner requeues them.
-        prepared = await anyio.to_thread.run_sync(store.prepare_index, tasks, abandon_on_cancel=True)
+        prepared = await anyio.to_thread.run_sync(partial(store.indexing.prepare_index, tasks, run=self.preparer),
+                                                  abandon_on_cancel=True)
         events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
         for event in events:
             await self._emit(event)

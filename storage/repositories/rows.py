@@ -25,6 +25,12 @@ ARTIFACT_COLUMNS: tuple[str, ...] = (
     # migration 3: generated documents
     "document_type", "format", "generation_error",
 )
+# Chunk columns but the embedding, in the order `ChunkRepository.add_rows` takes them.
+CHUNK_COLUMNS: tuple[str, ...] = (
+    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms", "chunk_id", "start_char",
+    "end_char", "text",
+)
 # Fields copied from the previous version when a content change makes a new one.
 # (The tenant, name, type and root are passed to `new_artifact_row` on their own.)
 INHERITED: tuple[str, ...] = (

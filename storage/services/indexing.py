@@ -4,20 +4,20 @@ embedding model, and taking versions out of the index."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from llama_index.core.schema import TextNode
+import numpy as np
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import utcnow
-from artifact_mcp.storage.index import chunking
-from artifact_mcp.storage.index.pipeline import Indexer, Prepared
+from artifact_mcp.storage.index.pipeline import Indexer, Prepared, PrepareInput
 from artifact_mcp.storage.index.search_cache import SearchCache
 from artifact_mcp.storage.jobs import INDEX_JOB_TYPES, RetryPolicy
 from artifact_mcp.storage.models import ChangeEvent
-from artifact_mcp.storage.repositories.rows import ArtifactRow, ClaimedJob
+from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ArtifactRow, ClaimedJob
 from artifact_mcp.storage.services.context import StoreContext
 
 log = logging.getLogger(__name__)
@@ -72,77 +72,70 @@ class IndexingService:
     # --- the job runner's steps ------------------------------------------------------------------
 
     def claim_index_jobs(self, limit: int) -> list[IndexTask]:
-        """Mark due jobs running and snapshot their artifact rows."""
+        """Mark due jobs running and snapshot their artifact rows: one transaction, a few statements for the batch
+        (writers wait for the store lock meanwhile, so it is held for as few statements as the batch allows)."""
         db = self.db
         now = utcnow()
         tasks: list[IndexTask] = []
-        with self.ctx.lock:
-            for job in db.jobs.claim(now, limit, INDEX_JOB_TYPES):
-                row = db.artifacts.get(job.artifact_id, now)
+        with self.ctx.lock, db.transaction():
+            jobs = db.jobs.claim(now, limit, INDEX_JOB_TYPES)
+            rows = db.artifacts.get_many([job.artifact_id for job in jobs], now, with_content=True)
+            claimed: dict[str, dict[str, Any]] = {}
+            for job in jobs:
+                row = rows.get(job.artifact_id)
                 if row is None or not row.is_latest:
                     db.jobs.cancel(job.job_id, now, "artifact version replaced or deleted")
                     continue
-                fields: dict[str, Any] = {"index_attempts": row.index_attempts + 1}
+                fields: dict[str, Any] = {"index_attempts": row.index_attempts + 1, "status": row.status}
                 if not row.is_indexed and row.status in ("pending", "failed") and row.index_owns_status():
                     fields["status"] = "processing"
-                db.artifacts.update(row.artifact_id, fields)
+                claimed[row.artifact_id] = fields
                 tasks.append(IndexTask(job=job, row=row))
+            db.artifacts.update_many(claimed)
         return tasks
 
     def warm_up(self) -> None:
         """Load the embedding model and the chunkers (seconds, the first time) before the first job needs them."""
-        try:
-            chunking.split("Warm up. The chunkers load tokenizers on first use.", "text/plain")
-            self.indexer.embed_query("warm up")
-        except Exception:
-            log.exception("warming up the index pipeline failed; the first index job will retry the load")
+        self.indexer.warm_up()
 
     def next_job_due(self) -> datetime | None:
         with self.ctx.lock:
             return self.db.jobs.next_due(INDEX_JOB_TYPES)
 
-    def _index_text(self, row: ArtifactRow) -> tuple[str | None, str | None]:
-        """(text to index, text newly extracted from a file for content_text)."""
-        if row.content_text is not None:
-            return row.content_text, None
-        if (row.has_file and row.blob_key and row.mime_type.split(";")[0].strip() == "application/pdf"
-                and row.size_bytes <= contentlib.MAX_PDF_EXTRACT_BYTES):
-            text = contentlib.extract_pdf_text(self.ctx.blobs.get(row.blob_key))
-            return text, text
-        return None, None
-
-    def prepare_index(self, tasks: list[IndexTask]) -> list[Prepared]:
-        """Extract, chunk and embed (no lock: this is the slow part). Errors are per task; one embedding batch
-        serves all tasks, because the model is several times faster on a batch than on one chunk at a time."""
-        out: list[Prepared] = []
-        for task in tasks:
+    def prepare_index(self, tasks: list[IndexTask],
+                      run: Callable[[list[PrepareInput]], list[Prepared]] | None = None) -> list[Prepared]:
+        """Extract, chunk and embed (no lock: this is the slow part), with `run` (default: in this process; the
+        owner's job runner passes a child process, `index/child.py`). Errors are per task; a `run` that fails
+        fails the batch, whose jobs are retried."""
+        inputs: list[PrepareInput] = []
+        failed: dict[int, Prepared] = {}
+        for i, task in enumerate(tasks):
             try:
-                text, extracted = self._index_text(task.row)
-                out.append(Prepared(chunks=self.indexer.prepare(task.row, text), extracted_text=extracted))
+                inputs.append(PrepareInput(row=task.row, pdf=self._pdf_bytes(task.row)))
             except Exception as exc:
-                out.append(Prepared(chunks=[], error=f"{type(exc).__name__}: {exc}"))
-        ok = [p for p in out if p.error is None]
+                failed[i] = Prepared(chunks=[], error=f"{type(exc).__name__}: {exc}")
         try:
-            vectors = self.indexer.embed([c.embed_text for p in ok for c in p.chunks])
+            prepared = iter((run or self.indexer.prepare_batch)(inputs))
         except Exception as exc:
-            log.warning("embedding failed for %d artifacts: %s", len(ok), exc)
-            for p in ok:
-                p.error = f"embedding failed: {type(exc).__name__}: {exc}"
-            return out
-        start = 0
-        for p in ok:
-            p.vectors = vectors[start:start + len(p.chunks)]
-            start += len(p.chunks)
-        return out
+            log.warning("preparing %d index jobs failed: %s", len(inputs), exc)
+            return [failed.get(i) or Prepared(chunks=[], error=str(exc)[:2000]) for i in range(len(tasks))]
+        return [failed[i] if i in failed else next(prepared) for i in range(len(tasks))]
+
+    def _pdf_bytes(self, row: ArtifactRow) -> bytes | None:
+        """A PDF's bytes when its text is still to be extracted (content_text has it otherwise)."""
+        if (row.content_text is None and row.has_file and row.blob_key
+                and row.mime_type.split(";")[0].strip() == "application/pdf"
+                and row.size_bytes <= contentlib.MAX_PDF_EXTRACT_BYTES):
+            return self.ctx.blobs.get(row.blob_key)
+        return None
 
     def commit_index(self, tasks: list[IndexTask], prepared: list[Prepared]) -> list[ChangeEvent]:
         """Write each task's chunks, index fields and job outcome: one transaction for the batch (a commit costs
-        more than a small insert)."""
+        more than a small insert), with one statement per table for all its chunks, postings and rows."""
         now = utcnow()
-        added: list[tuple[str, list[int], Prepared]] = []
         with self.ctx.lock:
             with self.db.transaction():
-                events = self._commit_batch(tasks, prepared, now, added)
+                events, added = self._commit_batch(tasks, prepared, now)
             # After the commit, so the in-memory mirror never holds a chunk the catalog does not.
             for artifact_id, seqs, prep in added:
                 assert prep.vectors is not None
@@ -150,24 +143,27 @@ class IndexingService:
                                [(c.terms, c.tfs) for c in prep.chunks])
         return events
 
-    def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared], now: datetime,
-                      added: list[tuple[str, list[int], Prepared]]) -> list[ChangeEvent]:
+    def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared],
+                      now: datetime) -> tuple[list[ChangeEvent], list[tuple[str, list[int], Prepared]]]:
         db = self.db
         events: list[ChangeEvent] = []
+        running = db.jobs.running([task.job.job_id for task in tasks])
+        current = db.artifacts.get_many([t.row.artifact_id for t in tasks if t.job.job_id in running], now)
+        ready: list[tuple[IndexTask, ArtifactRow, Prepared]] = []
         for task, prep in zip(tasks, prepared, strict=True):
             job_id = task.job.job_id
-            if not db.jobs.is_running(job_id):
+            if job_id not in running:
                 continue  # cancelled meanwhile (replaced, deleted, model changed)
-            row = db.artifacts.get(task.row.artifact_id, now)
+            row = current.get(task.row.artifact_id)
             if row is None or not row.is_latest:
                 db.jobs.cancel(job_id, now, "artifact version replaced or deleted")
                 continue
             if prep.error is not None:
                 self._record_failure(task, row, prep.error, now)
             else:
-                added.append((row.artifact_id, self._write_chunks(task, row, prep, now), prep))
+                ready.append((task, row, prep))
             events.append(self.ctx.event("updated", row.tenant, row.root_artifact_id, [row.artifact_id]))
-        return events
+        return events, self._write_chunks(ready, now)
 
     def _record_failure(self, task: IndexTask, row: ArtifactRow, error: str, now: datetime) -> None:
         error = error[:2000]
@@ -179,48 +175,68 @@ class IndexingService:
         log.warning("index job %s for %s failed (attempt %d, %s): %s", task.job.job_id, row.artifact_id,
                     task.job.attempts, "will retry" if retrying else "giving up", error)
 
-    def _write_chunks(self, task: IndexTask, row: ArtifactRow, prep: Prepared, now: datetime) -> list[int]:
-        """Replace the version's chunks and postings (in the caller's transaction); the new chunks' seqs."""
+    def _write_chunks(self, ready: list[tuple[IndexTask, ArtifactRow, Prepared]],
+                      now: datetime) -> list[tuple[str, list[int], Prepared]]:
+        """Replace these versions' chunks and postings, mark them indexed and their jobs done (in the caller's
+        transaction); (artifact id, new chunk seqs, prepared) for the search cache."""
         db = self.db
-        aid = row.artifact_id
-        collection = "sources" if row.promoted_to_source_id else "artifacts"
-        n = len(prep.chunks)
-        if row.chunk_count or db.chunks.has_chunks(aid):
-            # Re-indexing: the old chunks go first. (A first index skips this: deleting postings scans them.)
-            db.postings.delete_artifacts([aid])
-            self.cache.note_removed(db.chunks.delete_many([aid]))
-        seqs = db.chunks.next_seqs(n)
-        shared = {
-            "artifact_id": aid, "root_artifact_id": row.root_artifact_id, "version": row.version,
-            "org_id": row.org_id, "workspace_id": row.workspace_id, "namespace_id": row.namespace_id,
-            "thread_id": row.thread_id, "artifact_type": row.artifact_type, "tags": row.tags,
-            "collection": collection, "expires_at": row.chunk_expiry(),
-        }
-        assert prep.vectors is not None
-        nodes = [
-            TextNode(id_=f"{aid}:{c.index}", text=c.text, start_char_idx=c.start, end_char_idx=c.end,
-                     embedding=prep.vectors[i].tolist(),
-                     metadata={**shared, "seq": seqs[i], "chunk_index": c.index, "n_terms": c.n_terms})
-            for i, c in enumerate(prep.chunks)
-        ]
-        db.chunks.add(nodes)
-        terms: list[int] = []
-        seq_col: list[int] = []
-        tfs: list[int] = []
-        for seq, c in zip(seqs, prep.chunks, strict=True):
-            terms += c.terms
-            seq_col += [seq] * len(c.terms)
-            tfs += c.tfs
-        db.postings.add(terms, seq_col, tfs)
-        fields: dict[str, Any] = {
-            "is_indexed": True, "indexed_at": now, "index_error": None, "chunk_count": n,
-            "index_collection": collection, "embedding_model_id": self.indexer.model_id,
-        }
-        if prep.extracted_text is not None and row.content_text is None:
-            fields["content_text"] = prep.extracted_text
-            fields["content_preview"] = contentlib.preview(prep.extracted_text)
-        if row.status in ("pending", "processing", "failed") and row.index_owns_status():
-            fields["status"] = "ready"
-        db.artifacts.update(aid, fields)
-        db.jobs.succeed(task.job.job_id, now)
-        return seqs
+        if not ready:
+            return []
+        # Re-indexing: the old chunks go first. (A first index skips this: deleting postings scans them.)
+        maybe_indexed = [row.artifact_id for _, row, _ in ready if not row.chunk_count]
+        stale = [row.artifact_id for _, row, _ in ready if row.chunk_count]
+        stale += sorted(db.chunks.with_chunks(maybe_indexed))
+        if stale:
+            db.postings.delete_artifacts(stale)
+            self.cache.note_removed(db.chunks.delete_many(stale))
+        all_seqs = db.chunks.next_seqs(sum(len(prep.chunks) for _, _, prep in ready))
+        cols: dict[str, list[Any]] = {c: [] for c in CHUNK_COLUMNS}
+        terms: list[np.ndarray] = []
+        term_seqs: list[np.ndarray] = []
+        tfs: list[np.ndarray] = []
+        indexed: dict[str, dict[str, Any]] = {}
+        added: list[tuple[str, list[int], Prepared]] = []
+        start = 0
+        for task, row, prep in ready:
+            aid, n = row.artifact_id, len(prep.chunks)
+            seqs = all_seqs[start:start + n]
+            start += n
+            collection = "sources" if row.promoted_to_source_id else "artifacts"
+            shared = (aid, row.root_artifact_id, row.version, row.org_id, row.workspace_id, row.namespace_id,
+                      row.thread_id, row.artifact_type, row.tags, collection, row.chunk_expiry())
+            for seq, c in zip(seqs, prep.chunks, strict=True):
+                for name, value in zip(_SHARED_COLUMNS, shared, strict=True):
+                    cols[name].append(value)
+                cols["seq"].append(seq)
+                cols["chunk_index"].append(c.index)
+                cols["n_terms"].append(c.n_terms)
+                cols["chunk_id"].append(f"{aid}:{c.index}")
+                cols["start_char"].append(c.start)
+                cols["end_char"].append(c.end)
+                cols["text"].append(c.text)
+                terms.append(np.asarray(c.terms, dtype=np.int64))
+                term_seqs.append(np.full(len(c.terms), seq, dtype=np.int64))
+                tfs.append(np.asarray(c.tfs, dtype=np.int32))
+            fields: dict[str, Any] = {
+                "is_indexed": True, "indexed_at": now, "index_error": None, "chunk_count": n,
+                "index_collection": collection, "embedding_model_id": self.indexer.model_id, "status": row.status,
+            }
+            if prep.extracted_text is not None and task.row.content_text is None:  # `row` has no content_text
+                fields["content_text"] = prep.extracted_text
+                fields["content_preview"] = contentlib.preview(prep.extracted_text)
+            if row.status in ("pending", "processing", "failed") and row.index_owns_status():
+                fields["status"] = "ready"
+            indexed[aid] = fields
+            added.append((aid, seqs, prep))
+        vectors = [prep.vectors for _, _, prep in ready if prep.chunks]
+        db.chunks.add_rows(cols, np.concatenate(vectors) if vectors else np.empty((0, db.chunks.dim), np.float32))
+        if terms:
+            db.postings.add(np.concatenate(terms), np.concatenate(term_seqs), np.concatenate(tfs))
+        db.artifacts.update_many(indexed)
+        db.jobs.succeed_many([task.job.job_id for task, _, _ in ready], now)
+        return added
+
+
+# The chunk columns copied from the artifact row (the same for all of a version's chunks).
+_SHARED_COLUMNS = ("artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id",
+                   "thread_id", "artifact_type", "tags", "collection", "expires_at")

@@ -1,4 +1,11 @@
-"""The `artifacts` table on DuckDB: one row per artifact version, parameterized SQL only."""
+"""The `artifacts` table on DuckDB: one row per artifact version, parameterized SQL only.
+
+Rows are read from their `card`: every column but `content_text`, as one JSON text (migration 4). DuckDB's cost is
+per column read (a 50-row page's 44 columns cost several times its cards: 1.2-11 ms against ~1 ms on the shared
+2-core machine, depending on its load), and the columns stay for what SQL filters and sorts on. Every write here
+keeps the card in step in the same statement: an insert writes it, an update merges its changes into it
+(`json_merge_patch`; a null removes a key, which reads back as None). Nothing else writes this table.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +23,17 @@ from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow
 
 COLUMNS = ARTIFACT_COLUMNS
-_N = len(COLUMNS)
+CARD_COLUMNS = tuple(c for c in COLUMNS if c != "content_text")
 _EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= ?)"
-# content_text can be large: lists only need the preview.
-_LIST_COLUMNS = ", ".join("NULL AS content_text" if c == "content_text" else c for c in COLUMNS)
-_ALL_COLUMNS = ", ".join(COLUMNS)
+# What `_row` reads: the card, content_text (large: lists only need the preview), then whether it expired.
+_LIST_COLUMNS = "card, NULL"
+_ALL_COLUMNS = "card, content_text"
+_MERGE_CARD = "card = json_merge_patch(card, ?)"
+
+
+def _value(column: str, value: Any) -> Any:
+    """A column value as a parameter: metadata as its JSON text."""
+    return json.dumps(value) if column == "metadata" else value
 
 
 class DuckDBArtifacts:
@@ -28,26 +41,46 @@ class DuckDBArtifacts:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        # Column types, for the typed list parameters of set-based updates (`update_many`).
+        self._types = dict(con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'artifacts'"
+        ).fetchall())
+        self._timestamps = tuple(c for c in CARD_COLUMNS if self._types[c] == "TIMESTAMP")
 
-    # --- rows ---------------------------------------------------------------------------------
+    # --- rows and cards -------------------------------------------------------------------------
+
+    def _row(self, values: Sequence[Any]) -> ArtifactRow:
+        """A row from (card, content_text, is_expired)."""
+        card = json.loads(values[0])
+        for c in self._timestamps:
+            if card.get(c) is not None:
+                card[c] = datetime.fromisoformat(card[c])
+        meta = card.get("metadata")
+        card["metadata"] = json.loads(meta) if meta else {}
+        card["content_text"] = values[1]
+        row = ArtifactRow(*map(card.get, COLUMNS))  # positional: a missing key (a null merged in) reads as None
+        row.is_expired = bool(values[2])
+        return row
 
     @staticmethod
-    def _row(values: Sequence[Any]) -> ArtifactRow:
-        row = ArtifactRow(*values[:_N])
-        meta = row.metadata
-        row.metadata = json.loads(meta) if isinstance(meta, str) else (meta or {})
-        if len(values) > _N:
-            row.is_expired = bool(values[_N])
-        return row
+    def _card(fields: Mapping[str, Any]) -> str:
+        """Card JSON of these columns (a whole card, or the patch an update merges). `metadata` is kept as its JSON
+        text, so a patch replaces it instead of merging into it."""
+        return json.dumps({
+            c: v.isoformat(sep=" ") if isinstance(v, datetime) else _value(c, v)
+            for c, v in fields.items() if c != "content_text"
+        })
 
     def insert(self, row: ArtifactRow) -> None:
         # NULL columns are left out (no column has another default): DuckDB's cost grows with every bound
         # parameter, and a new artifact has ~18 NULLs.
         columns = [c for c in COLUMNS if getattr(row, c) is not None]
-        values = [json.dumps(row.metadata) if c == "metadata" else getattr(row, c) for c in columns]
+        values = [_value(c, getattr(row, c)) for c in columns]
+        card = self._card({c: getattr(row, c) for c in CARD_COLUMNS})
         try:
             self.con.execute(
-                f"INSERT INTO artifacts ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})", values
+                f"INSERT INTO artifacts ({', '.join(columns)}, card) VALUES ({', '.join('?' for _ in columns)}, ?)",
+                [*values, card],
             )
         except duckdb.ConstraintException as exc:
             # (Nothing can be read to check: the failed statement aborted the caller's transaction.)
@@ -62,8 +95,31 @@ class DuckDBArtifacts:
         if unknown:
             raise KeyError(f"unknown columns {sorted(unknown)}")
         assignments = ", ".join(f"{c} = ?" for c in changes)
-        values = [json.dumps(v) if c == "metadata" else v for c, v in changes.items()]
-        self.con.execute(f"UPDATE artifacts SET {assignments} WHERE artifact_id = ?", [*values, artifact_id])
+        values = [_value(c, v) for c, v in changes.items()]
+        self.con.execute(f"UPDATE artifacts SET {assignments}, {_MERGE_CARD} WHERE artifact_id = ?",
+                         [*values, self._card(changes), artifact_id])
+
+    def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """`update` for many rows: one statement per set of changed columns (a statement costs more than a row)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for artifact_id, fields in changes.items():
+            groups.setdefault(tuple(fields), []).append(artifact_id)
+        for columns, ids in groups.items():
+            if len(ids) == 1:
+                self.update(ids[0], changes[ids[0]])
+                continue
+            unknown = set(columns) - set(COLUMNS)
+            if unknown:
+                raise KeyError(f"unknown columns {sorted(unknown)}")
+            values = [[_value(c, changes[i][c]) for i in ids] for c in columns]
+            # One typed list per column, unnested side by side and joined on the primary key.
+            picked = ", ".join(f"unnest(?::{self._types[c]}[]) AS {c}" for c in columns)
+            assignments = ", ".join(f"{c} = u.{c}" for c in columns)
+            self.con.execute(
+                f"UPDATE artifacts SET {assignments}, card = json_merge_patch(artifacts.card, u.patch) "
+                f"FROM (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::VARCHAR[]) AS patch, {picked}) u "
+                "WHERE artifacts.artifact_id = u.id", [ids, [self._card(changes[i]) for i in ids], *values],
+            )
 
     def get(self, artifact_id: str, now: datetime) -> ArtifactRow | None:
         row = self.con.execute(
@@ -71,14 +127,16 @@ class DuckDBArtifacts:
         ).fetchone()
         return self._row(row) if row else None
 
-    def get_many(self, artifact_ids: Sequence[str], now: datetime) -> dict[str, ArtifactRow]:
-        """Rows by id, without content_text (search results need metadata only)."""
+    def get_many(self, artifact_ids: Sequence[str], now: datetime, *,
+                 with_content: bool = False) -> dict[str, ArtifactRow]:
+        """Rows by id, without content_text unless `with_content` (search results need metadata only)."""
         if not artifact_ids:
             return {}
         # One placeholder per id: an IN list of parameters uses the primary-key index; list_contains would scan.
         marks = ", ".join("?" for _ in artifact_ids)
         rows = self.con.execute(
-            f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE artifact_id IN ({marks})",
+            f"SELECT {_ALL_COLUMNS if with_content else _LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts "
+            f"WHERE artifact_id IN ({marks})",
             [now, *artifact_ids],
         ).fetchall()
         out = [self._row(r) for r in rows]
@@ -221,7 +279,8 @@ class DuckDBArtifacts:
         return [ArtifactRef(*r) for r in rows]
 
     def reset_index_of_latest(self) -> None:
+        reset = {"is_indexed": False, "chunk_count": 0, "index_collection": None, "embedding_model_id": None}
         self.con.execute(
             "UPDATE artifacts SET is_indexed = false, chunk_count = 0, index_collection = NULL, "
-            "embedding_model_id = NULL WHERE is_latest"
+            f"embedding_model_id = NULL, {_MERGE_CARD} WHERE is_latest", [self._card(reset)]
         )

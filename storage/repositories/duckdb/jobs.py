@@ -38,11 +38,13 @@ class DuckDBJobs:
         return len(rows)
 
     def claim(self, now: datetime, limit: int, types: tuple[str, ...]) -> list[ClaimedJob]:
-        """Mark up to `limit` due jobs of these types running (oldest first) and return them."""
+        """Mark up to `limit` due jobs of these types running (oldest first) and return them: at most one per
+        artifact version, so a batch never works on one version twice (a later job of it waits for the next)."""
         rows = self._con.execute(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
             "WHERE job_id IN (SELECT job_id FROM jobs WHERE status IN ('queued', 'retrying') AND next_run_at <= ? "
-            "AND list_contains(?, type) ORDER BY next_run_at, created_at LIMIT ?) "
+            "AND list_contains(?, type) QUALIFY row_number() OVER (PARTITION BY artifact_id "
+            "ORDER BY next_run_at, created_at, job_id) = 1 ORDER BY next_run_at, created_at LIMIT ?) "
             "RETURNING job_id, artifact_id, type, attempts",
             [now, now, list(types), limit],
         ).fetchall()
@@ -76,9 +78,26 @@ class DuckDBJobs:
             [error, next_run_at, job_id],
         )
 
+    def succeed_many(self, job_ids: list[str], now: datetime) -> None:
+        if job_ids:
+            self._con.execute(
+                "UPDATE jobs SET status = 'succeeded', error = NULL, ended_at = ? "
+                f"WHERE job_id IN ({', '.join('?' for _ in job_ids)})", [now, *job_ids]
+            )
+
     def is_running(self, job_id: str) -> bool:
         row = self._con.execute("SELECT status FROM jobs WHERE job_id = ?", [job_id]).fetchone()
         return bool(row) and row[0] == "running"
+
+    def running(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs are still running (not cancelled meanwhile)."""
+        if not job_ids:
+            return set()
+        # One placeholder per id: an IN list of parameters uses the primary-key index; list_contains would scan.
+        return {r[0] for r in self._con.execute(
+            f"SELECT job_id FROM jobs WHERE job_id IN ({', '.join('?' for _ in job_ids)}) AND status = 'running'",
+            job_ids,
+        ).fetchall()}
 
     def cancel_open(self, artifact_ids: list[str]) -> None:
         """Cancel the open jobs of these artifact versions (they were replaced or deleted)."""

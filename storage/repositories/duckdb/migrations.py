@@ -170,4 +170,31 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        4,
+        "artifact cards: every column but content_text as one JSON text, what reads fetch",
+        [
+            "ALTER TABLE artifacts ADD COLUMN card VARCHAR",
+            # metadata as its JSON text, timestamps as DuckDB prints them (ISO with a space): as the repository
+            # writes cards (repositories/duckdb/artifacts.py).
+            "UPDATE artifacts SET card = json_object("
+                "'artifact_id', artifact_id, 'org_id', org_id, 'workspace_id', workspace_id, "
+                "'namespace_id', namespace_id, 'thread_id', thread_id, 'name', name, 'description', description, "
+                "'artifact_type', artifact_type, 'version', version, 'root_artifact_id', root_artifact_id, "
+                "'is_latest', is_latest, 'replaced_by_version', replaced_by_version, "
+                "'content_kind', content_kind, 'content_preview', content_preview, 'file_name', file_name, "
+                "'mime_type', mime_type, 'size_bytes', size_bytes, 'sha256', sha256, 'has_file', has_file, "
+                "'blob_key', blob_key, 'summary', summary, 'keywords', keywords, 'tags', tags, "
+                "'metadata', metadata::VARCHAR, 'source', source, 'source_execution_id', source_execution_id, "
+                "'source_step_id', source_step_id, 'source_tool', source_tool, 'scope', scope, 'status', status, "
+                "'ttl_seconds', ttl_seconds, 'expires_at', expires_at, 'is_pinned', is_pinned, "
+                "'is_indexed', is_indexed, 'indexed_at', indexed_at, 'index_collection', index_collection, "
+                "'index_error', index_error, 'index_attempts', index_attempts, "
+                "'embedding_model_id', embedding_model_id, 'chunk_count', chunk_count, "
+                "'promoted_to_source_id', promoted_to_source_id, 'created_by', created_by, "
+                "'created_at', created_at, 'updated_at', updated_at, 'document_type', document_type, "
+                "'format', format, 'generation_error', generation_error "
+                ")::VARCHAR",
+        ],
+    ),
 ]

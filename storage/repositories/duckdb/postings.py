@@ -7,20 +7,26 @@ transaction that removes the chunks. Nothing is ever rebuilt. Scoring happens on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import numpy as np
+
+from artifact_mcp.storage.repositories.duckdb.arrays import registered
 
 
 class DuckDBPostings:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def add(self, terms: list[int], seqs: list[int], tfs: list[int]) -> None:
-        if terms:
-            self._con.execute(
-                "INSERT INTO postings SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::INTEGER[])",
-                [terms, seqs, tfs],
-            )
+    def add(self, terms: Sequence[int] | np.ndarray, seqs: Sequence[int] | np.ndarray,
+            tfs: Sequence[int] | np.ndarray) -> None:
+        if len(terms):
+            # Scanned from numpy arrays in place: list parameters are converted value by value.
+            with registered(self._con, {"term": np.asarray(terms, dtype=np.int64),
+                                        "seq": np.asarray(seqs, dtype=np.int64),
+                                        "tf": np.asarray(tfs, dtype=np.int32)}) as view:
+                self._con.execute(f"INSERT INTO postings SELECT term, seq, tf FROM {view}")
 
     def delete_artifacts(self, artifact_ids: list[str]) -> None:
         """Remove the postings of these artifacts' chunks (call before deleting the chunks)."""
