@@ -20,8 +20,9 @@ For each size N (default 10,000 and 100,000 chunks; 1,000,000 works too), in a f
    here, only latency is measured. The dimension (384) is the default model's (all-MiniLM-L6-v2), and the cost
    of a search does not depend on the vector values. After the build the catalog is relabelled as indexed by
    the default model (setting `embedding_model_id` and every artifact's `embedding_model_id`), so the server
-   does not re-index it. `--catalog-cache DIR` keeps each size's catalog and reuses it in later runs (the same
-   data for a before/after comparison).
+   does not re-index it (`--query-model hash:384` labels it for the hash model instead and serves with that:
+   every cost but the model's, whose query embedding then takes ~0.1 ms). `--catalog-cache DIR` keeps each
+   size's catalog and reuses it in later runs (the same data for a before/after comparison).
 2. Start `artifact-mcp serve --data-dir DIR` over stdio with the DEFAULT embedding model (the query
    embedding is computed by the real model in the server, exactly as in production) and
    ARTIFACT_MCP_TIMINGS_FILE; warm up (the first semantic query loads the model); then `--samples` queries in
@@ -85,7 +86,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 MODES = ("hybrid", "semantic", "keyword")
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 BUILD_BATCH = 64
 OTHER_NAMESPACES = ("ns-1", "ns-2", "ns-3")
 
@@ -263,11 +263,6 @@ def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], ar
     not_indexed = con.execute("SELECT count(*) FROM artifacts WHERE is_latest AND NOT is_indexed").fetchone()[0]  # type: ignore[index]
     assert not_indexed == 0, not_indexed
     postings = con.execute("SELECT count(*) FROM postings").fetchone()[0]  # type: ignore[index]
-    # Relabel: the server runs the default model and must not re-index (same dimension, see the docstring).
-    with store.db.transaction():
-        store.db.settings.set("embedding_model_id", DEFAULT_MODEL_ID)
-        con.execute("UPDATE artifacts SET embedding_model_id = ? WHERE embedding_model_id IS NOT NULL",
-                    [DEFAULT_MODEL_ID])
     con.execute("CHECKPOINT")
     store.close()
     total_s = time.perf_counter() - t0
@@ -277,8 +272,26 @@ def build_catalog(n_chunks: int, data_dir: Path, docs: list[tuple[str, str]], ar
         "create_seconds": create_s, "index_seconds": index_s, "clone_seconds": clone_s,
         "pipeline_chunks": chunks - cloned["chunks"], "cloned_chunks": cloned["chunks"],
         "chunks_per_second": chunks / total_s, "artifacts_per_second": artifacts / total_s,
-        "embedding": "hash:384 (relabelled as " + DEFAULT_MODEL_ID + ")",
+        "embedding": "hash:384",
     }
+
+
+def relabel(data_dir: Path, spec: str) -> str:
+    """Label the catalog as indexed by the server's model `spec` (same dimension, see the docstring), so that the
+    server does not re-index it; the model id."""
+    from artifact_mcp.storage.index.embeddings import model_id_for
+    from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
+
+    model_id = model_id_for(spec)
+    db = DuckDBRepositories(str(data_dir / "catalog.duckdb"))
+    try:
+        with db.transaction():
+            db.settings.set("embedding_model_id", model_id)
+            db.con.execute("UPDATE artifacts SET embedding_model_id = ? WHERE embedding_model_id IS NOT NULL "
+                           "AND embedding_model_id <> ?", [model_id, model_id])
+    finally:
+        db.close()
+    return model_id
 
 
 def _clone(store: Any, need: int, template_of_doc: list[str], docs: list[tuple[str, str]], args: argparse.Namespace
@@ -459,6 +472,8 @@ async def run_queries(n: int, data_dir: Path, workdir: Path, queries: list[str],
     timings_file = workdir / "timings.json"
     env = {k: v for k, v in os.environ.items() if k != "ARTIFACT_MCP_EMBEDDING_MODEL"}
     env.update({"ARTIFACT_MCP_TIMINGS_FILE": str(timings_file), "ARTIFACT_MCP_LOG_LEVEL": "WARNING"})
+    if args.query_model != "default":
+        env["ARTIFACT_MCP_EMBEDDING_MODEL"] = args.query_model
     for key, value in args.env:
         env[key] = value
     params = StdioServerParameters(command=str(REPO / ".venv/bin/artifact-mcp"),
@@ -553,7 +568,8 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
     from artifact_mcp.storage.services import recall as recall_mod
 
     cfg = StoreConfig(catalog_path=str(data_dir / "catalog.duckdb"), blob_url=(data_dir / "blobs").resolve().as_uri(),
-                      memory_limit="2GB", threads=1, index=IndexConfig())  # the server's defaults
+                      memory_limit="2GB", threads=1,
+                      index=IndexConfig(embedding_model=args.query_model))  # the server's defaults
     store = open_store(cfg)
     try:
         scope = Scope(org_id="default", workspace_id="default", namespace_id="default")
@@ -686,6 +702,7 @@ async def run_size(n: int, docs: list[tuple[str, str]], queries: list[str], args
             f"= {build['chunks_per_second']:.0f} chunks/s with the hash embedding "
             f"(pipeline {build['create_seconds'] + build['index_seconds']:.1f}s for {build['pipeline_chunks']:,} "
             f"chunks, bulk copies {build['clone_seconds']:.1f}s for {build['cloned_chunks']:,})")
+        build["labelled_as"] = relabel(data_dir, args.query_model)
         result: dict[str, Any] = {"target_chunks": n, "chunks": build["chunks"], "build": build,
                                   "data_dir_mb": dir_size(data_dir) / 2**20}
         source = source_fingerprint()
@@ -753,7 +770,8 @@ async def main_async(args: argparse.Namespace) -> None:
     report = {
         "benchmark": "query", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
         "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "python": platform.python_version(),
-        "mode": args.mode, "dataset": str(root), "samples": args.samples, "warmup": args.warmup, "top_k": args.top_k,
+        "mode": args.mode, "query_model": args.query_model, "dataset": str(root), "samples": args.samples,
+        "warmup": args.warmup, "top_k": args.top_k,
         "max_context_tokens": args.max_context_tokens, "other_fraction": args.other_fraction,
         "breakdown_samples": args.breakdown_samples, "env": dict(args.env), "source_at_start": args.source,
         "source_changed_during_run": any(r["source"]["sha256"] != args.source["sha256"] for r in results)
@@ -781,6 +799,9 @@ def main() -> None:
     parser.add_argument("--breakdown-samples", type=int, default=100,
                         help="queries timed part by part in-process after the server run (0: skip)")
     parser.add_argument("--build-memory-limit", default="4GB", help="DuckDB memory limit while building")
+    parser.add_argument("--query-model", default="default",
+                        help="the server's embedding model: 'default' (the real one), or 'hash:384' to time "
+                             "everything but the model (a hash query embedding costs ~0.1 ms)")
     parser.add_argument("--catalog-cache", default=None,
                         help="keep each size's built catalog here and reuse it in later runs (the same data for "
                              "a before/after comparison); a run copies it, so the cached one stays unqueried")
