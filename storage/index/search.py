@@ -54,10 +54,13 @@ def dense_floor(model_id: str) -> float:
     return 0.0
 
 
-def evidence(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None, floor: float) -> np.ndarray:
-    """Per eligible artifact: whether it has evidence for this query in `mode` (see `dense_floor`)."""
-    lexical_hit = lexical.matched if lexical is not None and mode != "semantic" else None
-    dense_hit = dense.scores > floor if dense is not None and mode != "keyword" else None
+def evidence(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None, floor: float,
+             among: np.ndarray | None = None) -> np.ndarray:
+    """Per eligible artifact (or per artifact in `among`, segment numbers): whether it has evidence for this query
+    in `mode` (see `dense_floor`)."""
+    pick = slice(None) if among is None else among
+    lexical_hit = lexical.matched[pick] if lexical is not None and mode != "semantic" else None
+    dense_hit = dense.scores[pick] > floor if dense is not None and mode != "keyword" else None
     if lexical_hit is not None and dense_hit is not None:
         return lexical_hit | dense_hit
     hit = lexical_hit if lexical_hit is not None else dense_hit
@@ -94,17 +97,18 @@ def rank(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None
     nDCG@10 0.747 against 0.741 for min-max scaling and 0.729 for the best reciprocal rank fusion, flat for
     weights 0.65-0.75 (bench/recall.py; the issue's closing note has the table). Candidates are the top
     `depth` of each side: an artifact in neither cannot outrank them."""
+    # Final scores and matched chunks are computed for the candidates only (`final[j]`, `rows[j]` for `cand[j]`).
     if mode == "semantic":
         assert dense is not None
         cand = _top(dense.scores, np.arange(len(dense.scores)), depth)
-        final = np.clip(dense.scores, 0.0, 1.0)
-        rows = dense.best_row
+        final = np.clip(dense.scores[cand], 0.0, 1.0)
+        rows = dense.best_row[cand]
     elif mode == "keyword":
         assert lexical is not None
         cand = _top(lexical.scores, np.flatnonzero(lexical.matched), depth)
         top = float(lexical.scores[cand].max()) if len(cand) else 1.0
-        final = lexical.scores / (top or 1.0)
-        rows = lexical.best_row
+        final = lexical.scores[cand] / (top or 1.0)
+        rows = lexical.best_row[cand]
     else:
         assert dense is not None and lexical is not None
         alpha = config.fusion_alpha
@@ -122,17 +126,20 @@ def rank(mode: str, dense: ArtifactScores | None, lexical: ArtifactScores | None
             fused = alpha * zd + (1 - alpha) * zl
         cand = np.union1d(_top(dense.scores, np.arange(len(dense.scores)), depth),
                           _top(lexical.scores, np.flatnonzero(lexical.matched), depth))
-        lo, hi = (float(fused[cand].min()), float(fused[cand].max())) if len(cand) else (0.0, 1.0)
+        fused = fused[cand]
+        lo, hi = (float(fused.min()), float(fused.max())) if len(cand) else (0.0, 1.0)
         final = (fused - lo) / (hi - lo) if hi - lo > 1e-12 else np.ones_like(fused)
         # The matched chunk: the lexical side's best chunk where keywords carry more of the score, else the
         # semantic side's.
-        use_lex = (lexical.best_row >= 0) & ((1 - alpha) * zl > alpha * zd)
-        rows = np.where(use_lex, lexical.best_row, dense.best_row)
+        lex_row = lexical.best_row[cand]
+        use_lex = (lex_row >= 0) & ((1 - alpha) * zl[cand] > alpha * zd[cand])
+        rows = np.where(use_lex, lex_row, dense.best_row[cand])
     # Scores are scaled over all candidates as before; those without evidence are then left out (the order of
     # the rest is unchanged).
-    cand = cand[evidence(mode, dense, lexical, dense_floor(config.model_id) if floor is None else floor)[cand]]
-    order = sorted(cand.tolist(), key=lambda i: (-float(final[i]), i))
-    return [Ranked(i, float(final[i]), int(rows[i])) for i in order]
+    keep = evidence(mode, dense, lexical, dense_floor(config.model_id) if floor is None else floor, cand)
+    cand, final, rows = cand[keep], final[keep], rows[keep]
+    order = np.lexsort((cand, -final))  # best first; ties by segment
+    return [Ranked(int(cand[j]), float(final[j]), int(rows[j])) for j in order.tolist()]
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -182,7 +189,10 @@ def build_context(entries: list[tuple[str, str, int, str]], max_tokens: int) -> 
         parts.append(block)
         used += cost
     # Tokens can merge across a join: re-count the whole and drop from the end if it came out over.
-    while len(parts) > 1 and count_tokens("\n".join(parts)) > max_tokens:
-        parts.pop()
     context = "\n".join(parts)
-    return context, count_tokens(context)
+    total = count_tokens(context)
+    while len(parts) > 1 and total > max_tokens:
+        parts.pop()
+        context = "\n".join(parts)
+        total = count_tokens(context)
+    return context, total

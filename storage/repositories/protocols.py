@@ -45,6 +45,8 @@ class ArtifactRepository(Protocol):
     def get_many(self, artifact_ids: Sequence[str], now: datetime, *,
                  with_content: bool = False) -> dict[str, ArtifactRow]:
         """Rows by id, without content_text unless `with_content`."""
+    def fields_of(self, artifact_ids: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """These columns (names from rows.ARTIFACT_COLUMNS) of these rows, by id."""
     def versions(self, root_artifact_id: str, now: datetime) -> list[ArtifactRow]:
         """Every version, oldest first, without content_text."""
     def latest(self, root_artifact_id: str, now: datetime) -> ArtifactRow | None: ...
@@ -103,6 +105,11 @@ class ChunkRepository(Protocol):
     def next_seqs(self, n: int) -> list[int]: ...
     def texts(self, seqs: list[int]) -> dict[int, ChunkText]: ...
     def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray: ...
+    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, expires_at in µs since the epoch, int64 max for never) of every chunk `filters` admit."""
+    @property
+    def changes(self) -> int:
+        """Bumped by every write: what the reads above returned is current while this is unchanged."""
     def count(self) -> int: ...
     def embedding_batches(self) -> Iterator[dict[str, np.ndarray]]:
         """All chunks' `seq`, `n_terms`, `artifact_id`, `embedding`, in seq order, in slices."""

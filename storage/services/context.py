@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -119,3 +120,12 @@ def to_model(row: ArtifactRow, *, max_chars: int | None = None) -> Artifact:
 
 def to_summary(row: ArtifactRow) -> ArtifactSummary:
     return ArtifactSummary(**{f: getattr(row, f) for f in _SUMMARY_FIELDS}, uri=artifact_uri(row.artifact_id))
+
+
+SUMMARY_COLUMNS = _SUMMARY_FIELDS
+"""The catalog columns a summary is made of (`summary_of`)."""
+
+
+def summary_of(fields: dict[str, Any]) -> ArtifactSummary:
+    """`to_summary` from just the SUMMARY_COLUMNS of a row."""
+    return ArtifactSummary(**fields, uri=artifact_uri(fields["artifact_id"]))

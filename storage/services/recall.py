@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-from artifact_mcp.storage.clock import utcnow
+from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.ids import new_source_id
 from artifact_mcp.storage.index import lexical
 from artifact_mcp.storage.index.pipeline import Indexer
 from artifact_mcp.storage.index.search import Ranked, build_context, rank
-from artifact_mcp.storage.index.search_cache import SearchCache
+from artifact_mcp.storage.index.search_cache import Eligible, SearchCache
 from artifact_mcp.storage.models import (
     ChangeEvent,
     JobList,
@@ -29,7 +29,7 @@ from artifact_mcp.storage.models import (
     Scope,
 )
 from artifact_mcp.storage.repositories.rows import SourceRow
-from artifact_mcp.storage.services.context import StoreContext, to_summary
+from artifact_mcp.storage.services.context import SUMMARY_COLUMNS, StoreContext, summary_of
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ def not_expired(now: datetime) -> MetadataFilter:
 
 def query_filters(scope: Scope, req: QueryRequest, now: datetime) -> MetadataFilters:
     """Which chunks a query may see: the caller's scope (plus the workspace's sources), unexpired, its filters."""
+    return MetadataFilters(filters=[scope_filters(scope, req), not_expired(now)], condition=FilterCondition.AND)
+
+
+def scope_filters(scope: Scope, req: QueryRequest) -> MetadataFilters:
+    """`query_filters` without the expiry: the caller's scope (plus the workspace's sources) and its filters."""
     own: list[Any] = [
         MetadataFilter(key="org_id", value=scope.org_id),
         MetadataFilter(key="workspace_id", value=scope.workspace_id),
@@ -55,7 +60,7 @@ def query_filters(scope: Scope, req: QueryRequest, now: datetime) -> MetadataFil
             MetadataFilter(key="workspace_id", value=scope.workspace_id),
         ], condition=FilterCondition.AND)
         where = MetadataFilters(filters=[where, sources], condition=FilterCondition.OR)
-    parts: list[Any] = [where, not_expired(now)]
+    parts: list[Any] = [where]
     if req.artifact_types:
         parts.append(MetadataFilter(key="artifact_type", operator=FilterOperator.IN,
                                     value=list(req.artifact_types)))
@@ -82,16 +87,16 @@ class RecallService:
         vector = self._embedder.submit(self.indexer.embed_query, req.query) if req.mode != "keyword" else None
         terms = lexical.query_terms(req.query) if req.mode != "semantic" else []
         now = utcnow()
-        filters = query_filters(scope, req, now)
+        filters = scope_filters(scope, req)
         depth = max(cfg.candidates, 5 * req.top_k)
         with self.ctx.lock:
-            ranked, artifact_of, seq_of = self._retrieve(req.mode, vector, terms, filters, depth)
+            ranked, artifact_of, seq_of = self._retrieve(req.mode, vector, terms, filters, depth, now)
             if req.min_score is not None:
                 ranked = [r for r in ranked if r.score >= req.min_score]
             total = len(ranked)
             ranked = ranked[: req.top_k]
             ids = [artifact_of(r.segment) for r in ranked]
-            rows = self.db.artifacts.get_many(ids, now) if ids else {}
+            rows = self.db.artifacts.fields_of(ids, SUMMARY_COLUMNS) if ids else {}
             seqs = [seq_of(r.best_row) for r in ranked]
             chunk_rows = self.db.chunks.texts(seqs)
         results: list[QueryHit] = []
@@ -100,7 +105,7 @@ class RecallService:
             if row is None or chunk is None:
                 continue
             results.append(QueryHit(
-                artifact=to_summary(row), score=round(r.score, 6), matched_chunk=chunk.text,
+                artifact=summary_of(row), score=round(r.score, 6), matched_chunk=chunk.text,
                 chunk_index=chunk.chunk_index, chunk_start=chunk.start, chunk_end=chunk.end,
                 from_source=chunk.collection == "sources",
             ))
@@ -112,18 +117,19 @@ class RecallService:
                            total_results=total, context_tokens=used)
 
     def _retrieve(self, mode: str, vector: Future[np.ndarray] | None, terms: list[int], filters: MetadataFilters,
-                  depth: int) -> tuple[list[Ranked], Callable[[int], str], Callable[[int], int]]:
-        """Ranked artifacts among the chunks `filters` admit (the SQL filter decides eligibility; the in-memory
-        mirror scores exactly those), with lookups from segment to artifact id and from row to chunk seq."""
+                  depth: int, now: datetime | None = None
+                  ) -> tuple[list[Ranked], Callable[[int], str], Callable[[int], int]]:
+        """Ranked artifacts among the unexpired chunks `filters` (`scope_filters`) admit at `now`: the SQL filter
+        decides eligibility, the in-memory mirror scores exactly those. With lookups from segment to artifact id and
+        from row to chunk seq."""
         cache = self.cache
         if not cache.loaded:
             cache.load(self.db.chunks, self.db.postings)
-        seqs = self.db.chunks.eligible_seqs(filters)
-        eligible = cache.eligible(seqs)
+        eligible = self.eligible(filters, now or utcnow())
         if eligible is None:
             log.warning("search cache was stale; reloading it")
             cache.load(self.db.chunks, self.db.postings)
-            eligible = cache.eligible(seqs)
+            eligible = self.eligible(filters, now or utcnow())
             assert eligible is not None, "the search cache misses chunks right after a reload"
         cfg = self.indexer.config
         lexical_scores = cache.bm25(terms, eligible, cfg.bm25_k1, cfg.bm25_b) \
@@ -132,6 +138,14 @@ class RecallService:
         ranked = rank(mode, dense, lexical_scores, cfg, depth) if eligible.n else []
         arts = eligible.artifacts
         return ranked, (lambda seg: cache.artifact_id(int(arts[seg]))), cache.seq
+
+    def eligible(self, filters: MetadataFilters, now: datetime) -> Eligible | None:
+        """The mirror's rows that `filters` admit and that have not expired at `now` (None: the mirror is stale).
+        The SQL runs again only after a write to the chunks (or when the mirror changed): see
+        `SearchCache.eligible_cached`."""
+        chunks = self.db.chunks
+        return self.cache.eligible_cached(filters.model_dump_json(), chunks.changes, to_us(now),
+                                          lambda: chunks.eligible_expiry(filters))
 
     def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:
         db = self.db

@@ -142,6 +142,21 @@ class DuckDBArtifacts:
         out = [self._row(r) for r in rows]
         return {r.artifact_id: r for r in out}
 
+    def fields_of(self, artifact_ids: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """These columns of these rows, by id: a search hit's summary needs 17 of the 45, and every column read
+        costs (~3.6 ms for 10 whole rows against ~2 ms for the 17)."""
+        unknown = set(columns) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown columns {sorted(unknown)}")
+        if not artifact_ids:
+            return {}
+        cols = ["artifact_id", *(c for c in columns if c != "artifact_id")]
+        marks = ", ".join("?" for _ in artifact_ids)
+        rows = self.con.execute(
+            f"SELECT {', '.join(cols)} FROM artifacts WHERE artifact_id IN ({marks})", list(artifact_ids)
+        ).fetchall()
+        return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
+
     def versions(self, root_artifact_id: str, now: datetime) -> list[ArtifactRow]:
         rows = self.con.execute(
             f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE root_artifact_id = ? ORDER BY version",

@@ -44,10 +44,20 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     dim: int
 
     _con: duckdb.DuckDBPyConnection = PrivateAttr()
+    _changes: int = PrivateAttr(default=0)
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dim: int) -> None:
         super().__init__(dim=dim)
         self._con = con
+
+    @property
+    def changes(self) -> int:
+        """A counter that every write method of this store bumps (before writing, committed or not): a reader that
+        cached what `eligible_expiry` returned may keep using it while this is unchanged."""
+        return self._changes
+
+    def _changing(self) -> None:
+        self._changes += 1
 
     @classmethod
     def class_name(cls) -> str:
@@ -72,6 +82,7 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     def ensure_column(self) -> bool:
         """Give `chunks` an embedding column of this store's dimension. True when it had to be (re)created, which
         drops every stored chunk: vectors of another size cannot be compared with the new model's."""
+        self._changing()
         current = self.embedding_dim()
         if current == self.dim:
             return False
@@ -88,6 +99,7 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     # --- writes --------------------------------------------------------------------------------
 
     def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+        self._changing()
         if not nodes:
             return []
         cols: dict[str, list[Any]] = {c: [] for c in CHUNK_COLUMNS}
@@ -129,19 +141,23 @@ class DuckDBChunkStore(BasePydanticVectorStore):
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete the chunks of artifact `ref_doc_id` (an artifact version id)."""
+        self._changing()
         self._con.execute("DELETE FROM chunks WHERE artifact_id = ?", [ref_doc_id])
 
     def delete_many(self, artifact_ids: list[str]) -> int:
         """Delete these artifacts' chunks; how many went."""
+        self._changing()
         return len(self._con.execute(
             "DELETE FROM chunks WHERE list_contains(?, artifact_id) RETURNING seq", [artifact_ids]
         ).fetchall())
 
     def clear(self) -> None:
+        self._changing()
         self._con.execute("DELETE FROM chunks")
 
     def set_fields(self, artifact_ids: list[str], fields: Mapping[str, Any]) -> None:
         """Keep the copied filter columns in sync with an in-place artifact update."""
+        self._changing()
         fields = {k: v for k, v in fields.items() if k in META_COLUMNS}
         if not fields or not artifact_ids:
             return
@@ -172,10 +188,12 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     def texts(self, seqs: list[int]) -> dict[int, ChunkText]:
         if not seqs:
             return {}
+        # Integers inlined (not bound): DuckDB's cost grows with every bound parameter (~0.6 of 1.9 ms for 10).
+        inline = ", ".join(str(int(s)) for s in seqs)
         return {
             r[0]: ChunkText(*r) for r in self._con.execute(
                 "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
-                f"WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs
+                f"WHERE seq IN ({inline})"
             ).fetchall()
         }
 
@@ -183,6 +201,16 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         """The seqs of every chunk `filters` admit: eligibility is decided here, in SQL, before any top-k."""
         where, params = sqlfilters.to_sql(filters)
         return self._con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
+
+    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, expiry) of every chunk `filters` admit, where expiry is `expires_at` in microseconds since the
+        epoch (int64 max: never). For a caller that applies the expiry itself (`expires_at > now` is the only
+        condition that changes with time) and keeps the answer while `changes` stays the same."""
+        where, params = sqlfilters.to_sql(filters)
+        got = self._con.execute(
+            f"SELECT seq, coalesce(epoch_us(expires_at), {_NEVER}) AS expiry FROM chunks WHERE {where}", params
+        ).fetchnumpy()
+        return np.asarray(got["seq"], dtype=np.int64), np.asarray(got["expiry"], dtype=np.int64)
 
     def count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM chunks").fetchone()[0])
@@ -226,6 +254,8 @@ class DuckDBChunkStore(BasePydanticVectorStore):
             [embedding, *params, int(top_k)],
         ).fetchall()]
 
+
+_NEVER = np.iinfo(np.int64).max
 
 _SQL_TYPES = {
     "seq": "BIGINT", "version": "INTEGER", "chunk_index": "INTEGER", "n_terms": "INTEGER", "start_char": "INTEGER",
