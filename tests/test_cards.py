@@ -28,8 +28,9 @@ def era() -> str:
 
 
 @pytest.fixture
-def store(client: Client, app_runtime: tuple[MCPServer, Runtime]) -> ArtifactStore:
+async def store(client: Client, app_runtime: tuple[MCPServer, Runtime]) -> ArtifactStore:
     owner = app_runtime[1].store
+    await owner.opened()  # the server opens its store in the background
     assert owner.store is not None
     return owner.store
 
