@@ -125,3 +125,20 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout
         time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"server did not become ready within {timeout:.0f} s")
+
+
+# The baseline of crud.py and startup.py: the smallest MCPServer tool, served the same way by the same interpreter.
+TRIVIAL = '''\
+from mcp.server import MCPServer
+
+app = MCPServer("trivial")
+
+
+@app.tool()
+def echo(text: str) -> str:
+    """Echo the text."""
+    return text
+
+
+app.run()
+'''

@@ -44,6 +44,7 @@ from typing import Any
 
 import anyio
 from common import (
+    TRIVIAL,
     add_server_args,
     descendants,
     dir_size,
@@ -58,21 +59,7 @@ from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
 WALK_PAGE = 200
-# The baseline: the smallest MCPServer tool, served over the same transport (stdio) by the same interpreter.
-TRIVIAL = '''\
-from mcp.server import MCPServer
 
-app = MCPServer("trivial")
-
-
-@app.tool()
-def echo(text: str) -> str:
-    """Echo the text."""
-    return text
-
-
-app.run()
-'''
 RATIO_TARGETS = {"get": 2.0, "list_first": 4.0, "create_seq": 3.0}
 WORDS = [
     "artifact", "agent", "report", "summary", "memory", "vector", "index", "chunk", "query", "cursor", "page",

@@ -40,25 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import log, pct, proc_status, write_report
+from common import TRIVIAL, log, pct, proc_status, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-TRIVIAL = '''\
-from mcp.server import MCPServer
-
-app = MCPServer("trivial")
-
-
-@app.tool()
-def echo(text: str) -> str:
-    """Echo the text."""
-    return text
-
-
-app.run()
-'''
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                          "clientInfo": {"name": "startup-bench", "version": "0"}}}
