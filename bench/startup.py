@@ -10,7 +10,8 @@
    - `artifact-mcp serve` on the store, per model (`--models`, default `default hash:384`): spawn -> `initialize`
      answered; then `notifications/initialized` and at once a `query_artifacts` (hybrid, top_k 10, with a progress
      token): spawn -> first query answered, and the progress notifications it got while the server was starting;
-     then idle RSS: the server's VmRSS once its CPU time has stood still for 1 s (its store open, its model warm).
+     then idle RSS: the server's VmRSS once its CPU time (and its children's) has stood still for 1 s (store open,
+     model warm), and its children's (the index preparation child, storage/index/child.py) beside it.
    Each figure as p50 and min (on a shared machine the min is the least disturbed start), and the CPU seconds the
    server's main thread had used when `initialize` was answered (the store opens on another thread).
    The client is raw JSON-RPC over the pipes (the 2025-11-25 handshake, as desktop hosts connect), so no client
@@ -27,6 +28,7 @@ Targets (issue 12): spawn -> initialize <= 1.5x the trivial server's; spawn -> f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -40,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import TRIVIAL, log, pct, proc_status, write_report
+from common import TRIVIAL, descendants, log, pct, proc_status, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -183,18 +185,31 @@ def main_thread_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def idle_rss_mb(pid: int, quiet_s: float = 1.0, limit_s: float = 60.0) -> float:
-    """VmRSS once the process has used no CPU for `quiet_s` (its background start-up done)."""
+def idle_rss_mb(pid: int, quiet_s: float = 1.0, limit_s: float = 60.0) -> tuple[float, float]:
+    """VmRSS of the process and of its children (the index preparation child) once they have used no CPU for
+    `quiet_s` (their background start-up done)."""
+
+    def ticks() -> int:
+        total = 0
+        for p in [pid, *descendants(pid)]:
+            with contextlib.suppress(OSError):
+                total += cpu_ticks(p)
+        return total
+
     end = time.perf_counter() + limit_s
-    last, since = cpu_ticks(pid), time.perf_counter()
+    last, since = ticks(), time.perf_counter()
     while time.perf_counter() < end:
         time.sleep(0.1)
-        now = cpu_ticks(pid)
+        now = ticks()
         if now != last:
             last, since = now, time.perf_counter()
         elif time.perf_counter() - since >= quiet_s:
             break
-    return proc_status(pid).get("VmRSS", 0) / 1024
+    children = 0.0
+    for kid in descendants(pid):
+        with contextlib.suppress(OSError):
+            children += proc_status(kid).get("VmRSS", 0) / 1024
+    return proc_status(pid).get("VmRSS", 0) / 1024, children
 
 
 def start_trivial(script: Path, env: dict[str, str], workdir: Path) -> dict[str, Any]:
@@ -227,9 +242,10 @@ def start_server(command: str, model: str, data_dir: Path, query: str, env: dict
             raise RuntimeError(f"query_artifacts failed: {result['content'][0]['text']}")
         hits = len(result["structuredContent"]["results"])
         progress = [n["params"].get("message") for n in notes if n.get("method") == "notifications/progress"]
+        idle, children = idle_rss_mb(srv.proc.pid)
         return {"initialize_s": init_s, "initialize_cpu_s": init_cpu, "first_query_s": query_s, "hits": hits,
                 "progress": progress,
-                "rss_at_initialize_mb": rss_init, "idle_rss_mb": idle_rss_mb(srv.proc.pid)}
+                "rss_at_initialize_mb": rss_init, "idle_rss_mb": idle, "idle_children_rss_mb": children}
     finally:
         srv.stop()
 
@@ -237,7 +253,7 @@ def start_server(command: str, model: str, data_dir: Path, query: str, env: dict
 def summary(starts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"starts": starts}
     for key in ("initialize_s", "initialize_cpu_s", "first_query_s", "rss_mb", "rss_at_initialize_mb",
-                "idle_rss_mb"):
+                "idle_rss_mb", "idle_children_rss_mb"):
         values = [s[key] for s in starts if key in s]
         if values:
             name = key.removesuffix("_s").removesuffix("_mb")
@@ -274,6 +290,7 @@ def table(report: dict[str, Any]) -> str:
     row("RSS at initialize p50 MiB", f"{trivial['rss_p50']:.0f}",
         [f"{m['rss_at_initialize_p50']:.0f}" for m in models.values()])
     row("idle RSS p50 MiB", "-", [f"{m['idle_rss_p50']:.0f}" for m in models.values()])
+    row("  + its children (index child)", "-", [f"{m.get('idle_children_rss_p50', 0):.0f}" for m in models.values()])
     return "\n".join(lines)
 
 
