@@ -97,7 +97,9 @@ def test_batch_commit_stores_every_chunk_with_its_own_vector(bare_store: Artifac
     tasks = store.claim_index_jobs(16)
     assert len(tasks) == 4
     prepared = store.prepare_index(tasks)
+    changes = store.db.chunks.changes
     store.commit_index(tasks, prepared)
+    assert store.db.chunks.changes > changes  # what search's cached eligibility keys on
     with store._lock:
         for art, prep in zip(arts, prepared, strict=True):
             got = store.con.execute(

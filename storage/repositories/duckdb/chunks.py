@@ -120,6 +120,7 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         One statement for all the chunks: a list parameter per column, unnested side by side. The vectors do not
         travel as parameters (DuckDB converts a nested list value by value, ~1 ms per 384-float vector, holding
         the GIL): they are scanned from the numpy matrix itself and regrouped into arrays in SQL."""
+        self._changing()  # the index runner writes through here, not through `add`
         n = len(vectors)
         if n == 0:
             return
