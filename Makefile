@@ -37,7 +37,13 @@ setup: $(VENV)/.installed
 serve: setup
 	@$(BIN)/artifact-mcp serve $(ARGS)
 
-test: $(VENV)/.installed-test node_modules/.installed
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`, which downloads).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo 'installing Debian chromium for the browser tests' >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+
+test: $(VENV)/.installed-test node_modules/.installed $(CHROMIUM)
 	$(BIN)/ruff check .
 	.ci/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
