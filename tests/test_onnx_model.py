@@ -115,6 +115,14 @@ def test_the_key_follows_the_weights(tmp_path: Path) -> None:
     ours = cache.model_file(source, "fp32", tmp_path / "cache")
     theirs = cache.model_file(copy, "fp32", tmp_path / "cache")
     assert ours != theirs and ours.exists() and theirs.exists()
+    # The digest is remembered by the file's identity, so a load does not hash 90 MB again ...
+    real = cache._hash_file(copy / "model.safetensors")
+    assert cache.weights_digest(copy, tmp_path / "cache") == real
+    assert len(list((tmp_path / "cache").glob(".*.digest"))) == 2
+    # ... and a rewritten file is hashed again, not matched to the old digest.
+    weights[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    assert cache.weights_digest(copy, tmp_path / "cache") == cache._hash_file(source / "model.safetensors") != real
 
 
 def test_model_prepare_builds_the_file_ahead_of_serve(tmp_path: Path) -> None:

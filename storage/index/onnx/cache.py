@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -32,12 +33,38 @@ def default_cache_dir() -> Path:
     return Path(base) / "artifact-mcp" / "models"
 
 
-def weights_digest(model_dir: Path) -> str:
+def _hash_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(model_dir / "model.safetensors", "rb") as f:
+    with open(path, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_digest(model_dir: Path, cache_dir: Path | None = None) -> str:
+    """The sha256 of the weights, remembered in `cache_dir` under the file's identity (path, inode, size, mtime).
+
+    Hashing the 90 MB file costs 0.1-0.2 s, and a server loads the model twice per start (its own copy for
+    queries, the index child's): the remembered digest skips both. Any rewrite of the file changes its mtime or
+    inode, so a changed file is hashed again; a memo that cannot be read or written only costs the hash."""
+    weights = model_dir / "model.safetensors"
+    if cache_dir is None:
+        return _hash_file(weights)
+    st = weights.stat()
+    identity = f"{weights.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    memo = cache_dir / f".{hashlib.sha256(identity.encode()).hexdigest()[:24]}.digest"
+    try:
+        known = json.loads(memo.read_text())
+        if known.get("identity") == identity and len(known.get("sha256", "")) == 64:
+            return str(known["sha256"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = _hash_file(weights)
+    try:
+        _write_atomic(memo, lambda tmp: tmp.write_text(json.dumps({"identity": identity, "sha256": digest})))
+    except OSError as exc:
+        log.debug("could not remember the weights' digest in %s: %s", memo, exc)
+    return digest
 
 
 def _quantize(src: Path, dst: Path) -> None:
@@ -95,7 +122,7 @@ def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> 
             cache_dir = Path(tempfile.gettempdir()) / f"artifact-mcp-models-{os.getuid()}"
             log.warning("model cache %s is not writable (%s); using %s", default_cache_dir(), exc, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = f"{weights_digest(model_dir)[:16]}-g{GRAPH_VERSION}-{variant}"
+    key = f"{weights_digest(model_dir, cache_dir)[:16]}-g{GRAPH_VERSION}-{variant}"
     path = cache_dir / f"{model_dir.parent.name}-{key}.onnx"
     if path.exists():
         return path
