@@ -43,7 +43,13 @@ $(CHROMIUM):
 	@echo 'installing Debian chromium for the browser tests' >&2
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
 
-test: $(VENV)/.installed-test node_modules/.installed $(CHROMIUM)
+# The PostgreSQL backend's tests start a throwaway server from Debian's binaries (tests/support_postgres.py).
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/15/bin/initdb)
+$(PG_INITDB):
+	@echo 'installing Debian postgresql for the PostgreSQL backend tests' >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+
+test: $(VENV)/.installed-test node_modules/.installed $(CHROMIUM) $(PG_INITDB)
 	$(BIN)/ruff check .
 	.ci/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="directory for the catalog and blobs "
                                           "(default ~/.local/share/artifact-mcp)")
         p.add_argument("--catalog", dest="catalog_path",
-                       help="DuckDB file or ':memory:' (default DATA_DIR/catalog.duckdb)")
+                       help="DuckDB file, ':memory:', or postgresql://user@host:port/db for a catalog shared by "
+                            "replicas (default DATA_DIR/catalog.duckdb)")
         p.add_argument("--blob-url", help="fsspec URL for blobs: file://…, s3://bucket/prefix, memory://… "
                                           "(default file://DATA_DIR/blobs)")
         p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -195,7 +196,7 @@ def token(settings: Settings, args: argparse.Namespace) -> None:
     from artifact_mcp.storage.errors import StoreError
     from artifact_mcp.storage.models import Scope
 
-    tokens = TokenFile(settings.tokens_path)
+    tokens = TokenFile.for_catalog(settings.store_config().catalog_path, settings.tokens_path)
     try:
         if args.token_command == "create":
             default = None

@@ -27,7 +27,7 @@ class Runtime:
         self.settings = settings
         self.notifier = Notifier(lambda ctx: self.principal_for(ctx.request))
         self._client: StoreClient | None = None
-        self.tokens = TokenFile(settings.tokens_path)
+        self.tokens = TokenFile.for_catalog(settings.store_config().catalog_path, settings.tokens_path)
         self.local = local_principal(settings.default_scope)
         self.draining = False  # set on shutdown: /readyz turns 503 while in-flight requests finish
 

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARTIFACT_MCP_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the catalog and blobs live.")
-    catalog_path: str | None = Field(None, description="DuckDB file, or ':memory:' (default DATA_DIR/catalog.duckdb).")
+    catalog_path: str | None = Field(None, description="DuckDB file, ':memory:', or a postgresql:// URL (a catalog "
+                                                       "that replicas share) (default DATA_DIR/catalog.duckdb).")
     blob_url: str | None = Field(None, description="fsspec URL for blobs (default file://DATA_DIR/blobs).")
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1, description="Largest content or file accepted.")
     allowed_roots: Annotated[list[str], NoDecode] = Field(

@@ -61,8 +61,15 @@ class StoreConfig(BaseModel):
     index: IndexConfig = IndexConfig()
 
     @property
+    def is_postgres(self) -> bool:
+        """A PostgreSQL URL: the catalog is shared by the database itself, with no owning process."""
+        return self.catalog_path.startswith(("postgresql://", "postgres://"))
+
+    @property
     def shared(self) -> bool:
-        return self.catalog_path != ":memory:"
+        """Whether processes on this machine share the catalog through one owner (an embedded DuckDB file). A
+        PostgreSQL catalog is opened by every process itself: the database settles what they do at once."""
+        return self.catalog_path != ":memory:" and not self.is_postgres
 
     @property
     def lock_path(self) -> str:

@@ -56,12 +56,20 @@ log = logging.getLogger(__name__)
 def open_store(cfg: StoreConfig) -> ArtifactStore:
     from artifact_mcp.storage.index.embeddings import known_dim
     from artifact_mcp.storage.index.pipeline import Indexer
-    from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
 
     index = cfg.index
     indexer = Indexer(index)
-    db = DuckDBRepositories(cfg.catalog_path, embedding_dim=known_dim(index.embedding_model) or indexer.model.dim,
-                            memory_limit=cfg.memory_limit, threads=cfg.threads)
+    dim = known_dim(index.embedding_model) or indexer.model.dim
+    db: Repositories
+    if cfg.is_postgres:
+        from artifact_mcp.storage.repositories.postgres.database import PostgresRepositories
+
+        db = PostgresRepositories(cfg.catalog_path, embedding_dim=dim)
+    else:
+        from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
+
+        db = DuckDBRepositories(cfg.catalog_path, embedding_dim=dim, memory_limit=cfg.memory_limit,
+                                threads=cfg.threads)
     blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
     return ArtifactStore(db, blobs, max_content_bytes=cfg.max_upload_bytes, indexer=indexer)
 
@@ -75,6 +83,7 @@ class ArtifactStore:
         from artifact_mcp.storage.jobs import RetryPolicy
         from artifact_mcp.storage.links import LinkSigner
         from artifact_mcp.storage.services.context import StoreContext
+        from artifact_mcp.storage.services.following import FollowingService
         from artifact_mcp.storage.services.generation import GenerationService
         from artifact_mcp.storage.services.housekeeping import HousekeepingService
         from artifact_mcp.storage.services.indexing import IndexingService
@@ -104,6 +113,7 @@ class ArtifactStore:
         self._recall = RecallService(ctx, self.indexer, self.cache)
         self._housekeeping = HousekeepingService(ctx, self._writes)
         self.generation = GenerationService(ctx, self._recall, retry)
+        self.following = FollowingService(ctx, self.cache, db.feed) if db.feed is not None else None
 
     @property
     def con(self) -> Any:
@@ -246,6 +256,26 @@ class ArtifactStore:
 
     def next_job_due(self) -> datetime | None:
         return self.indexing.next_job_due()
+
+    def follow_changes(self) -> int:
+        """Apply chunk writes other processes committed to a shared catalog (0 where there are none to follow)."""
+        return self.following.follow() if self.following is not None else 0
+
+    def wait_for_changes(self, timeout: float) -> bool:
+        """Block until another process announces a chunk write, or `timeout`; True if one did."""
+        return self.following.wait(timeout) if self.following is not None else False
+
+    @property
+    def job_lease_seconds(self) -> float | None:
+        """How long a job claim lasts without renewal, where claims are shared (None: this process owns them)."""
+        lease = self.db.jobs.lease
+        return lease.total_seconds() if lease is not None else None
+
+    def job_heartbeat(self) -> int:
+        """Renew this process's job claims and requeue lapsed ones; how many were requeued."""
+        from artifact_mcp.storage.clock import utcnow
+
+        return self.db.jobs.heartbeat(utcnow())
 
     def warm_up(self) -> None:
         """Load what a query needs, then what indexing needs (the owner calls it once the store is open), so that

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,47 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# The suites that run against both catalog backends (the `backend` fixture below); every other test uses DuckDB.
+BOTH_BACKENDS = {f"tests.{m}" for m in (
+    "test_postgres_smoke", "test_storage", "test_tools", "test_rest", "test_aimable", "test_query", "test_generate",
+    "test_isolation",
+)}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["duckdb", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the session (tests/support_postgres.py)."""
+    from tests.support_postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """A file-backed catalog and an in-memory fsspec blob store unique to the test."""
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture
+def catalog_path(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None (the data directory's DuckDB file) or a fresh PostgreSQL database's URL."""
+    if backend == "postgres":
+        return request.getfixturevalue("postgres").new_database()
+    return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, catalog_path: str | None) -> Settings:
+    """A file-backed catalog (DuckDB, or PostgreSQL for `backend`) and an in-memory fsspec blob store unique to
+    the test."""
     return Settings(
         data_dir=tmp_path / "data",
+        catalog_path=catalog_path,
         blob_url=f"memory://blobs-{uuid.uuid4().hex}",
         allowed_roots=[str(tmp_path / "allowed")],
         max_upload_bytes=1024 * 1024,

@@ -297,8 +297,8 @@ async def test_keys_lapse_after_a_day_and_follow_deletion(app_runtime: tuple[MCP
         with store._lock:  # age the key by a day in the catalog itself (no clock to fake)
             (expires,) = store.con.execute("SELECT expires_at - created_at FROM idempotency_keys").fetchone()
             assert expires.total_seconds() == 24 * 3600
-            store.con.execute("UPDATE idempotency_keys SET created_at = created_at - INTERVAL 1 DAY, "
-                              "expires_at = expires_at - INTERVAL 1 DAY")
+            store.con.execute("UPDATE idempotency_keys SET created_at = created_at - INTERVAL '1 day', "
+                              "expires_at = expires_at - INTERVAL '1 day'")
         # A lapsed key binds nothing: a different request under it is accepted as new.
         second = await generate(client, document_type="digest", artifact_ids=material, idempotency_key="day")
         assert not second["reused"] and second["artifact"]["artifact_id"] != first["artifact"]["artifact_id"]

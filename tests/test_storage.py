@@ -10,7 +10,6 @@ import base64
 import hashlib
 import time
 import uuid
-from pathlib import Path
 
 import anyio
 import duckdb
@@ -26,6 +25,8 @@ from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.blobs import blob_key
 from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
 from artifact_mcp.storage.repositories.duckdb.migrations import MIGRATIONS
+from artifact_mcp.storage.repositories.postgres.database import PostgresRepositories
+from artifact_mcp.storage.repositories.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
 from artifact_mcp.storage.store import ArtifactStore
 from tests.conftest import call, call_error
 
@@ -186,7 +187,7 @@ async def test_sweep_expired(client: Client, store: ArtifactStore) -> None:
     assert store.sweep_expired() == []
 
 
-async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Path) -> None:
+async def test_reopen_keeps_data_and_migrations(settings: Settings, backend: str) -> None:
     data = b"\x89PNG\r\n\x1a\n persisted bytes"
     app, _ = build_app(settings)
     async with Client(app) as client:
@@ -200,13 +201,15 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
                 await anyio.sleep(0.05)
         first = await call(client, "list_artifacts", {"latest_only": False})
 
-    catalog_path = str(settings.data_dir / "catalog.duckdb")
-    con = duckdb.connect(catalog_path, read_only=True)
-    try:
-        applied = con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-        assert applied == [(version,) for version, _, _ in MIGRATIONS]
-    finally:
-        con.close()
+    catalog_path = settings.store_config().catalog_path
+    migrations = PG_MIGRATIONS if backend == "postgres" else MIGRATIONS
+    if backend == "duckdb":
+        con = duckdb.connect(catalog_path, read_only=True)
+        try:
+            applied = con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+            assert applied == [(version,) for version, _, _ in MIGRATIONS]
+        finally:
+            con.close()
 
     app2, _ = build_app(settings)
     async with Client(app2, mode="legacy") as client:
@@ -227,11 +230,11 @@ async def test_reopen_keeps_data_and_migrations(settings: Settings, tmp_path: Pa
         assert [a["artifact_id"] for a in nxt["artifacts"]] == [v2["artifact_id"]]
         assert nxt["has_more"] is False
 
-    catalog = DuckDBRepositories(catalog_path)
+    catalog = PostgresRepositories(catalog_path) if backend == "postgres" else DuckDBRepositories(catalog_path)
     try:
-        assert catalog.schema_version() == MIGRATIONS[-1][0]
-        rows = catalog.con.execute("SELECT count(*) FROM schema_migrations").fetchone()
-        assert rows == (len(MIGRATIONS),)  # re-opening does not re-apply migrations
+        assert catalog.schema_version() == migrations[-1][0]
+        rows = catalog.con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert rows == [(version,) for version, _, _ in migrations]  # re-opening does not re-apply migrations
         assert catalog.artifacts.count() == 3
     finally:
         catalog.close()

@@ -1,4 +1,5 @@
-"""API tokens, kept in a JSON file as SHA-256 hashes (the token itself is shown once, at creation).
+"""API tokens, kept as SHA-256 hashes (the token itself is shown once, at creation): in a JSON file beside an
+embedded catalog, in the PostgreSQL catalog's `tokens` table when the catalog is one (storage/tokens.py).
 
 A token reads `amcp_<token_id>_<secret>`: the id finds the record without scanning, the 256-bit secret
 makes a salted slow hash unnecessary. Every process re-reads the file when it changes, so a revoke
@@ -7,90 +8,58 @@ made by `artifact-mcp token revoke` takes effect at once in running servers.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, Field, TypeAdapter
-
-from artifact_mcp.storage.access import Permission, Principal, ScopeGrant
+from artifact_mcp.storage.access import Permission, ScopeGrant
 from artifact_mcp.storage.errors import InvalidInput, NotFound
 from artifact_mcp.storage.models import Scope
+from artifact_mcp.storage.tokens import FileTokenRecords, TokenRecord, TokenRecords, now_utc, token_records
+
+__all__ = ["PREFIX", "TokenFile", "TokenRecord", "token_file_text"]
+
 
 PREFIX = "amcp_"
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return now_utc()
 
 
 def _hash(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
-class TokenRecord(BaseModel):
-    token_id: str
-    principal_id: str
-    secret_hash: str = Field(description="sha256 of the secret part; the token is never stored.")
-    scopes: list[str]
-    permissions: list[Permission]
-    default_scope: Scope | None = None
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    description: str | None = None
-
-    def active(self, now: datetime | None = None) -> bool:
-        now = now or _now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-    def principal(self) -> Principal:
-        return Principal(principal_id=self.principal_id, token_id=self.token_id, scopes=tuple(self.scopes),
-                         permissions=frozenset(self.permissions), default_scope=self.default_scope)
-
-
-_RECORDS = TypeAdapter(list[TokenRecord])
-
-
 class TokenFile:
-    """The token table: one JSON file, replaced atomically under an flock."""
+    """The tokens: issued, verified and revoked here, their records kept by a record store (storage/tokens.py):
+    a JSON file beside an embedded catalog, or the PostgreSQL catalog's table that every replica reads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None = None, *, records: TokenRecords | None = None) -> None:
+        if records is None:
+            assert path is not None, "give the tokens file or a record store"
+            records = FileTokenRecords(path)
+        self.store = records
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._records: dict[str, TokenRecord] = {}
+
+    @classmethod
+    def for_catalog(cls, catalog_path: str, tokens_path: Path) -> TokenFile:
+        return cls(tokens_path, records=token_records(catalog_path, tokens_path))
+
+    def close(self) -> None:
+        self.store.close()
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, TokenRecord]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._stamp, self._records = None, {}
-            return self._records
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp != self._stamp:
-            records = _RECORDS.validate_json(self.path.read_bytes() or b"[]")
-            self._records, self._stamp = {r.token_id: r for r in records}, stamp
-        return self._records
-
     def records(self) -> list[TokenRecord]:
-        with self._lock:
-            return sorted(self._load().values(), key=lambda r: r.created_at)
+        return sorted(self.store.load().values(), key=lambda r: r.created_at)
 
     def get(self, token_id: str) -> TokenRecord | None:
-        with self._lock:
-            return self._load().get(token_id)
+        return self.store.get(token_id)
 
     def verify(self, token: str) -> TokenRecord | None:
         """The active record this token belongs to, or None (unknown, wrong secret, revoked, expired)."""
@@ -113,28 +82,8 @@ class TokenFile:
 
     # --- writing -------------------------------------------------------------------------------
 
-    @contextmanager
-    def _editing(self) -> Iterator[dict[str, TokenRecord]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock, self._lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            self._stamp = None
-            records = dict(self._load())
-            yield records
-            data = _RECORDS.dump_json(list(records.values()), indent=2)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._stamp = None
+    def _editing(self) -> AbstractContextManager[dict[str, TokenRecord]]:
+        return self.store.edit()
 
     def create(self, principal_id: str, scopes: list[str], permissions: list[Permission], *,
                default_scope: Scope | None = None, expires_in_seconds: int | None = None,

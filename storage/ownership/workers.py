@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 Emit = Callable[[ChangeEvent], Awaitable[None]]
 
 
+# How often a replica polls a shared catalog's change feed when no notification wakes it.
+FOLLOW_POLL_SECONDS = 0.5
+
+
 class JobRunner:
     """Works through due jobs until cancelled. `work` processes one claimed batch (in a worker thread);
     `wake()` is called after writes that enqueue jobs, so they start at once instead of at the next poll."""
@@ -61,6 +65,10 @@ class OwnerWorkers:
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         tg.start_soon(self._housekeeping)
+        if self.store.job_lease_seconds is not None:
+            tg.start_soon(self._heartbeat, self.store.job_lease_seconds / 3)
+        if self.store.following is not None:
+            tg.start_soon(self._follow)
         tg.start_soon(self._run_indexer)
         tg.start_soon(self.generator.run)
         # The model in this process serves query embeddings; the child loads its own for index jobs.
@@ -107,6 +115,29 @@ class OwnerWorkers:
         for event in events:
             await self._emit(event)
         return 0
+
+    async def _follow(self) -> None:
+        """Keep the search cache current with other replicas' chunk writes: woken by their notifications, and
+        polling every FOLLOW_POLL_SECONDS when none come (a notification lost with a dropped connection)."""
+        store = self.store
+        while True:
+            try:
+                await anyio.to_thread.run_sync(store.wait_for_changes, FOLLOW_POLL_SECONDS, abandon_on_cancel=True)
+                await anyio.to_thread.run_sync(store.follow_changes)
+            except Exception:
+                log.exception("following the catalog's changes failed; will retry")
+                await anyio.sleep(FOLLOW_POLL_SECONDS)
+
+    async def _heartbeat(self, every: float) -> None:
+        """Keep this process's job claims (a shared catalog's leases) and take over lapsed ones."""
+        while True:
+            await anyio.sleep(every)
+            try:
+                if await anyio.to_thread.run_sync(self.store.job_heartbeat):
+                    self.indexer.wake()
+                    self.generator.wake()
+            except Exception:
+                log.exception("renewing job leases failed; will retry")
 
     async def _housekeeping(self) -> None:
         store = self.store

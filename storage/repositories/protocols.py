@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +22,9 @@ from artifact_mcp.storage.models import Job, ListQuery, Scope
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
+    ChunkChange,
     ChunkText,
+    ChunkVector,
     ClaimedJob,
     GenerationRow,
     IdempotencyRow,
@@ -66,6 +68,9 @@ class ArtifactRepository(Protocol):
 
 
 class JobRepository(Protocol):
+    lease: timedelta | None
+    """How long a claim holds a job unless renewed (`heartbeat`); None where one process owns the catalog."""
+
     def enqueue(self, artifact: ArtifactRef | ArtifactRow, now: datetime, job_type: str = "index") -> str: ...
     def recover(self, now: datetime) -> int:
         """Requeue jobs a dead process left `running`; how many."""
@@ -84,6 +89,10 @@ class JobRepository(Protocol):
         """Cancel every open (queued, retrying, running) job of these types."""
     def delete_for(self, artifact_ids: list[str]) -> None: ...
     def for_artifacts(self, artifact_ids: list[str]) -> list[Job]: ...
+    def heartbeat(self, now: datetime) -> int:
+        """Renew this process's claims, and requeue claims whose holder stopped renewing them; how many."""
+    def release(self, now: datetime) -> int:
+        """Requeue the jobs this process holds (it is closing); how many."""
 
 
 class ChunkRepository(Protocol):
@@ -107,6 +116,8 @@ class ChunkRepository(Protocol):
     def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray: ...
     def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, expires_at in µs since the epoch, int64 max for never) of every chunk `filters` admit."""
+    def note_foreign_change(self) -> None:
+        """Another process changed chunks (a shared catalog's feed says so): bump `changes`."""
     @property
     def changes(self) -> int:
         """Bumped by every write: what the reads above returned is current while this is unchanged."""
@@ -153,6 +164,21 @@ class SettingsRepository(Protocol):
     def set(self, key: str, value: str) -> None: ...
 
 
+class ChangeFeed(Protocol):
+    """What other processes wrote to the chunks of a shared catalog (PostgreSQL), for the search cache to follow."""
+
+    def start(self) -> None:
+        """Follow from now on."""
+    def read(self, limit: int = 500) -> list[ChunkChange]:
+        """Changes other processes committed since the last read, oldest first."""
+    def chunk_rows(self, seqs: list[int]) -> list[ChunkVector]: ...
+    def postings_of(self, seqs: list[int]) -> list[tuple[int, int, int]]:
+        """(seq, term, tf) of these chunks."""
+    def wait(self, timeout: float) -> bool:
+        """Block until a change is announced or `timeout` passes; True if one was."""
+    def close(self) -> None: ...
+
+
 class Repositories(Protocol):
     """One backend's repositories over one database, and its transactions."""
 
@@ -164,6 +190,7 @@ class Repositories(Protocol):
     generations: GenerationRepository
     idempotency: IdempotencyRepository
     settings: SettingsRepository
+    feed: ChangeFeed | None  # None: one process owns the catalog, and so writes everything its cache follows
 
     def transaction(self) -> AbstractContextManager[None]: ...
     def schema_version(self) -> int: ...

@@ -235,3 +235,24 @@ def new_artifact_row(artifact_id: str, tenant: Scope, *, name: str, artifact_typ
         created_at=now, updated_at=now, document_type=fields.get("document_type"), format=fields.get("format"),
         generation_error=fields.get("generation_error"), is_expired=False,
     )
+
+
+@dataclass(slots=True)
+class ChunkChange:
+    """One write to the chunks of a shared catalog, as its change feed reports it."""
+
+    change_id: int
+    added_seqs: list[int]
+    removed_ids: list[str]
+    updated_ids: list[str]
+    cleared: bool
+
+
+@dataclass(slots=True)
+class ChunkVector:
+    """A chunk as the search cache holds it: seq, artifact version, length in terms, float32 vector bytes."""
+
+    seq: int
+    artifact_id: str
+    n_terms: int
+    embedding: bytes

@@ -34,6 +34,7 @@ from artifact_mcp.storage.generate.models import (
 )
 from artifact_mcp.storage.jobs import GENERATE_JOB_TYPES, RetryPolicy
 from artifact_mcp.storage.models import ChangeEvent, QueryRequest, Scope
+from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRow,
     ClaimedJob,
@@ -134,24 +135,35 @@ class GenerationService:
                 created_by=created_by or principal_id, document_type=req.document_type, format=req.format,
             )
             db = self.db
-            with db.transaction():
-                db.artifacts.insert(row)
-                job_id = db.jobs.enqueue(row, now, job_type)
-                # The job id is known only now: it is this artifact's provenance "execution".
-                db.artifacts.update(artifact_id, {"source_execution_id": job_id})
-                db.generations.insert(GenerationRow(
-                    artifact_id=artifact_id, job_id=job_id, principal_id=principal_id,
-                    request=req.model_dump_json(exclude={"idempotency_key"}), source_ids=source_ids,
-                    draft=draft.text if draft else None, draft_model=draft.model if draft else None, created_at=now,
-                ))
-                if req.idempotency_key is not None:
-                    # Lapsed keys go here (acceptance is rare; the table stays small).
-                    db.idempotency.delete_lapsed(now)
-                    db.idempotency.insert(IdempotencyRow(
-                        principal_id=principal_id, key=req.idempotency_key, request_hash=request_hash,
-                        artifact_id=artifact_id, job_id=job_id, created_at=now,
-                        expires_at=now + timedelta(seconds=IDEMPOTENCY_TTL_SECONDS),
+            try:
+                with db.transaction():
+                    db.artifacts.insert(row)
+                    job_id = db.jobs.enqueue(row, now, job_type)
+                    # The job id is known only now: it is this artifact's provenance "execution".
+                    db.artifacts.update(artifact_id, {"source_execution_id": job_id})
+                    db.generations.insert(GenerationRow(
+                        artifact_id=artifact_id, job_id=job_id, principal_id=principal_id,
+                        request=req.model_dump_json(exclude={"idempotency_key"}), source_ids=source_ids,
+                        draft=draft.text if draft else None, draft_model=draft.model if draft else None,
+                        created_at=now,
                     ))
+                    if req.idempotency_key is not None:
+                        # Lapsed keys go here (acceptance is rare; the table stays small).
+                        db.idempotency.delete_lapsed(now)
+                        db.idempotency.insert(IdempotencyRow(
+                            principal_id=principal_id, key=req.idempotency_key, request_hash=request_hash,
+                            artifact_id=artifact_id, job_id=job_id, created_at=now,
+                            expires_at=now + timedelta(seconds=IDEMPOTENCY_TTL_SECONDS),
+                        ))
+            except DuplicateKey:
+                # Another process (a replica on the same catalog) accepted the same key between our look and
+                # our write: its transaction won the primary key, ours rolled back whole. Replay its artifact.
+                replay = self._replay(principal_id, req, request_hash, now)
+                if replay is not None:
+                    return replay
+                if self.db.artifacts.get(artifact_id, now) is not None:  # the same retried call, elsewhere
+                    return self._result(artifact_id, reused=True)
+                raise
             result = self._result(artifact_id, reused=False)
         return result, self.ctx.event("created", scope, artifact_id, [artifact_id])
 

@@ -56,6 +56,9 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         cached what `eligible_expiry` returned may keep using it while this is unchanged."""
         return self._changes
 
+    def note_foreign_change(self) -> None:
+        self._changing()  # never called: one process owns a DuckDB catalog
+
     def _changing(self) -> None:
         self._changes += 1
 

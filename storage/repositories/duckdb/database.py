@@ -56,6 +56,7 @@ class DuckDBRepositories:
         self.generations = DuckDBGenerations(con)
         self.idempotency = DuckDBIdempotencyKeys(con)
         self.settings = DuckDBSettings(con)
+        self.feed = None  # one owning process writes everything its search cache needs to know
 
     def close(self) -> None:
         with suppress(duckdb.Error):

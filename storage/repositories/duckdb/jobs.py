@@ -17,6 +17,10 @@ JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "
 class DuckDBJobs:
     """SQL over the `jobs` table. The caller holds the store lock and owns transactions."""
 
+    # One process owns the file: the next owner requeues whatever it left running (`recover`), so no claim needs
+    # a lease, a heartbeat or a release.
+    lease = None
+
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
@@ -116,6 +120,12 @@ class DuckDBJobs:
 
     def delete_for(self, artifact_ids: list[str]) -> None:
         self._con.execute("DELETE FROM jobs WHERE list_contains(?, artifact_id)", [artifact_ids])
+
+    def heartbeat(self, now: datetime) -> int:
+        return 0
+
+    def release(self, now: datetime) -> int:
+        return 0
 
     def for_artifacts(self, artifact_ids: list[str]) -> list[Job]:
         rows = self._con.execute(

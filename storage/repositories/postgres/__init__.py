@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the repository interfaces over a shared catalog, for any number of replicas."""

