@@ -261,6 +261,19 @@ class ArtifactStore:
         """Apply chunk writes other processes committed to a shared catalog (0 where there are none to follow)."""
         return self.following.follow() if self.following is not None else 0
 
+    @property
+    def relays_events(self) -> bool:
+        """Whether changes made here are announced to other processes through the catalog (a shared one)."""
+        return self.db.feed is not None
+
+    def publish_event(self, event: ChangeEvent) -> None:
+        if self.db.feed is not None:
+            self.db.feed.publish(event)
+
+    def foreign_events(self) -> list[ChangeEvent]:
+        """Changes other replicas announced since the last call (their subscribers' notifications fire here too)."""
+        return self.db.feed.take_events() if self.db.feed is not None else []
+
     def wait_for_changes(self, timeout: float) -> bool:
         """Block until another process announces a chunk write, or `timeout`; True if one did."""
         return self.following.wait(timeout) if self.following is not None else False

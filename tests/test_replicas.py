@@ -10,11 +10,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from mcp.client.subscriptions import ResourceUpdated
 
 from tests.conftest import TEST_EMBEDDING
-from tests.support_http import serve_http
+from tests.support_http import mcp_http, serve_http
 
 NS = "/v1/orgs/default/workspaces/default/namespaces/default"
 
@@ -93,3 +95,23 @@ def test_one_idempotency_key_over_all_replicas_makes_one_document(postgres: Any,
         assert len(ids) == 1
         listed = clients[1].get(f"{NS}/artifacts", params={"artifact_types": "summary"}).json()
         assert listed["total"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_on_one_replica_hears_of_a_write_on_another(postgres: Any, tmp_path: Path) -> None:
+    url = postgres.new_database()
+    blobs = (tmp_path / "blobs").resolve().as_uri()
+    args = ("--catalog", url, "--blob-url", blobs, "--auth", "none", "--embedding-model", TEST_EMBEDDING)
+    with serve_http(tmp_path / "one", *args) as port_one, serve_http(tmp_path / "three", *args) as port_three:
+        async with mcp_http(port_one) as writer:
+            made = (await writer.call_tool("create_artifact", {"name": "watched", "content": "v1"})).structured_content
+            assert made is not None
+            async with mcp_http(port_three) as watcher, watcher.listen(resource_subscriptions=[made["uri"]],
+                                                                       resources_list_changed=True) as events:
+                await anyio.sleep(0.5)  # the listen stream is open before the write
+                await writer.call_tool("update_artifact", {"artifact_id": made["artifact_id"], "tags": ["seen"]})
+                with anyio.fail_after(10):
+                    event = await events.__anext__()
+                    while not isinstance(event, ResourceUpdated):
+                        event = await events.__anext__()
+                assert event.uri == made["uri"]

@@ -203,7 +203,7 @@ class StoreClient(Waiting):
                 os.unlink(self.cfg.socket_path)
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
-        self._workers = OwnerWorkers(self.store, self.cfg, self._emit)
+        self._workers = OwnerWorkers(self.store, self.cfg, self._emit, deliver=self._deliver)
         self._workers.start(self._tg)
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
@@ -257,6 +257,16 @@ class StoreClient(Waiting):
         return result
 
     async def _emit(self, event: ChangeEvent) -> None:
+        """A change made here: to this process's listeners and forwarders, and to the other replicas of a shared
+        catalog (which deliver it to theirs, `_deliver`)."""
+        await self._deliver(event)
+        if self.store is not None and self.store.relays_events:
+            try:
+                await anyio.to_thread.run_sync(self.store.publish_event, event)
+            except Exception:
+                log.exception("relaying a change to the other replicas failed")
+
+    async def _deliver(self, event: ChangeEvent) -> None:
         for listener in list(self._listeners):
             try:
                 await listener(event)

@@ -55,10 +55,11 @@ class JobRunner:
 
 
 class OwnerWorkers:
-    def __init__(self, store: ArtifactStore, cfg: StoreConfig, emit: Emit) -> None:
+    def __init__(self, store: ArtifactStore, cfg: StoreConfig, emit: Emit, *, deliver: Emit | None = None) -> None:
         self.store = store
         self.cfg = cfg
         self._emit = emit
+        self._deliver = deliver or emit  # for changes other replicas made: to our listeners, not back out
         self.indexer = JobRunner(self._index_batch)
         self.generator = JobRunner(self._generate_batch)
         self.preparer = ChildPreparer(store.indexer.config)
@@ -124,6 +125,8 @@ class OwnerWorkers:
             try:
                 await anyio.to_thread.run_sync(store.wait_for_changes, FOLLOW_POLL_SECONDS, abandon_on_cancel=True)
                 await anyio.to_thread.run_sync(store.follow_changes)
+                for event in store.foreign_events():
+                    await self._deliver(event)
             except Exception:
                 log.exception("following the catalog's changes failed; will retry")
                 await anyio.sleep(FOLLOW_POLL_SECONDS)

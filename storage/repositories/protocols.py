@@ -18,7 +18,7 @@ from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import MetadataFilters
 
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.models import Job, ListQuery, Scope
+from artifact_mcp.storage.models import ChangeEvent, Job, ListQuery, Scope
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
@@ -176,6 +176,10 @@ class ChangeFeed(Protocol):
         """(seq, term, tf) of these chunks."""
     def wait(self, timeout: float) -> bool:
         """Block until a change is announced or `timeout` passes; True if one was."""
+    def publish(self, event: ChangeEvent) -> None:
+        """Announce a change made here (a resource or list change) to the other processes."""
+    def take_events(self) -> list[ChangeEvent]:
+        """The changes other processes announced, received while waiting, oldest first; cleared."""
     def close(self) -> None: ...
 
 

@@ -10,17 +10,20 @@ transaction still open, so it is looked for again until it appears or is old eno
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import psycopg
 
+from artifact_mcp.storage.models import ChangeEvent
 from artifact_mcp.storage.repositories.postgres.chunks import CHANGES_CHANNEL
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.rows import ChunkChange, ChunkVector
 
 log = logging.getLogger(__name__)
 
+EVENTS_CHANNEL = "artifact_mcp_events"
 # A sequence gap older than this is a rolled-back transaction, not a slow one.
 GAP_SECONDS = 30.0
 
@@ -33,6 +36,7 @@ class PostgresChangeFeed:
         self._listen: psycopg.Connection[tuple[object, ...]] | None = None
         self._seen = 0
         self._gaps: dict[int, float] = {}  # missing id -> when first missed
+        self._events: list[ChangeEvent] = []
 
     def start(self) -> None:
         """Follow from now: what is already stored was loaded with the cache."""
@@ -73,14 +77,42 @@ class PostgresChangeFeed:
         return [(int(r[0]), int(r[1]), int(r[2])) for r in self._db.all(
             "SELECT seq, term, tf FROM postings WHERE seq = ANY(%s)", [seqs])]
 
+    def publish(self, event: ChangeEvent) -> None:
+        """On `artifact_mcp_events`: delivered to every listening replica when sent (an event follows its commit:
+        the store returns it after the transaction). NOTIFY payloads are limited to 8000 bytes, so a change of
+        very many versions is sent as its root alone."""
+        payload = json.dumps({"w": self._writer, "e": event.model_dump(mode="json")})
+        if len(payload) > 7900:
+            payload = json.dumps({"w": self._writer, "e": event.model_copy(
+                update={"artifact_ids": [event.root_artifact_id]}).model_dump(mode="json")})
+        self._db.one("SELECT pg_notify(%s, %s)", [EVENTS_CHANNEL, payload])
+
+    def take_events(self) -> list[ChangeEvent]:
+        events, self._events = self._events, []
+        return events
+
     def wait(self, timeout: float) -> bool:
-        """Block until a change is notified or `timeout` passes; True if one was. Errors end in a False after
-        the timeout: the caller polls anyway, and the connection is opened again on the next call."""
+        """Block until a change is notified or `timeout` passes; True if a chunk change was. Announced events
+        are kept for `take_events`. Errors end in a False after the timeout: the caller polls anyway, and the
+        connection is opened again on the next call."""
         try:
             if self._listen is None or self._listen.closed:
                 self._listen = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
                 self._listen.execute(f"LISTEN {CHANGES_CHANNEL}")
-            return any(True for _ in self._listen.notifies(timeout=timeout, stop_after=1))
+                self._listen.execute(f"LISTEN {EVENTS_CHANNEL}")
+            chunks = False
+            for note in self._listen.notifies(timeout=timeout, stop_after=1):
+                if note.channel == CHANGES_CHANNEL:
+                    chunks = True
+                else:
+                    self._received(note.payload)
+            # Drain what else arrived meanwhile without waiting again.
+            for note in self._listen.notifies(timeout=0.0):
+                if note.channel == CHANGES_CHANNEL:
+                    chunks = True
+                else:
+                    self._received(note.payload)
+            return chunks
         except psycopg.Error as exc:
             log.debug("change feed LISTEN failed (%s); polling", exc)
             if self._listen is not None:
@@ -88,6 +120,14 @@ class PostgresChangeFeed:
                 self._listen = None
             time.sleep(timeout)
             return False
+
+    def _received(self, payload: str) -> None:
+        try:
+            got = json.loads(payload)
+            if got.get("w") != self._writer:
+                self._events.append(ChangeEvent.model_validate(got["e"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed change announcement: %s", exc)
 
     def close(self) -> None:
         if self._listen is not None:
