@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier
+from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier, TokenStoreUnavailable
 from artifact_mcp.server.routes.aimable import aimable_router
 from artifact_mcp.server.routes.errors import install_error_handlers
 from artifact_mcp.server.routes.health import health_router
@@ -97,7 +97,8 @@ def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
     install_error_handlers(api)
     outer: ASGIApp = Doors(api, inner)
     if runtime.auth_enabled:
-        outer = AuthenticationMiddleware(outer, backend=BearerAuthBackend(FileTokenVerifier(runtime.tokens)))
+        outer = TokenStoreUnavailable(
+            AuthenticationMiddleware(outer, backend=BearerAuthBackend(FileTokenVerifier(runtime.tokens))))
     return AccessLog(ApiKeyHeader(outer))
 
 

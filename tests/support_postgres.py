@@ -41,8 +41,9 @@ def _as_owner() -> dict[str, str]:
 
 
 class PostgresServer:
-    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
-        self.root, self.port, self.proc = root, port, proc
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -54,8 +55,17 @@ class PostgresServer:
             con.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def start(self) -> None:
+        with open(self.root / "postgres.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(PG_BIN / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port), "-k", str(self.root),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "full_page_writes=off", "-c", "max_connections=300"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.root, **_as_owner())
+        _wait_ready(self, time.monotonic() + 60)
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: SIGTERM's "smart" one waits for clients
             try:
                 self.proc.wait(timeout=20)
@@ -67,7 +77,7 @@ class PostgresServer:
 def _wait_ready(server: PostgresServer, deadline: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
+        if server.proc is not None and server.proc.poll() is not None:
             log = (server.root / "postgres.log").read_text(errors="replace")
             raise AssertionError(f"postgres exited with {server.proc.returncode}:\n{log[-3000:]}")
         try:
@@ -90,20 +100,13 @@ def postgres_server() -> Iterator[PostgresServer]:
                            "--no-sync", "--no-instructions"], capture_output=True, text=True, timeout=120,
                           cwd=root, **_as_owner())
     assert done.returncode == 0, done.stderr
-    port = free_port()
-    log = open(root / "postgres.log", "wb")  # noqa: SIM115 - the server writes to it until it stops
     if os.geteuid() == 0:
+        (root / "postgres.log").touch()
         shutil.chown(root / "postgres.log", "postgres", "postgres")
-    proc = subprocess.Popen(
-        [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=200"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root, **_as_owner())
-    server = PostgresServer(root, port, proc)
+    server = PostgresServer(root, free_port())
     try:
-        _wait_ready(server, time.monotonic() + 60)
+        server.start()
         yield server
     finally:
         server.stop()
-        log.close()
         shutil.rmtree(root, ignore_errors=True)

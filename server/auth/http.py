@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from artifact_mcp.server.auth.tokens import TokenFile
 from artifact_mcp.storage.access import Principal
+from artifact_mcp.storage.errors import Unavailable
 
 CLAIM = "artifact_mcp_principal"
 
@@ -74,3 +77,23 @@ def www_authenticate(error: str = "invalid_token", description: str = "") -> str
     # Header values are latin-1 on the wire, and a quote would end the quoted-string early.
     description = description.replace("…", "...").encode("ascii", "replace").decode().replace('"', "'")
     return value + (f', error_description="{description}"' if description else "")
+
+
+class TokenStoreUnavailable:
+    """A token that cannot be checked because the token store (a shared catalog's database) is unreachable is
+    answered 503 with Retry-After, not 401 (the token may well be good) and not a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Unavailable as exc:
+            if scope["type"] != "http":
+                raise
+            body = json.dumps({"detail": exc.message}).encode()
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"5"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

@@ -14,7 +14,28 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from artifact_mcp.storage.errors import Unavailable
+
+
+def describe(pool: ConnectionPool) -> str:
+    """host:port/dbname of the pool's database: for messages (never the password)."""
+    info = conninfo_to_dict(pool.conninfo)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+@contextmanager
+def translated(pool: ConnectionPool) -> Iterator[None]:
+    """A lost or unreachable database becomes `Unavailable` (HTTP 503, a tool error that says so): the pool
+    reconnects by itself once the database is back, so the caller only has to retry."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Unavailable(f"the catalog database {describe(pool)} is unreachable ({first}); the server reconnects "
+                          "by itself when it is back: retry in a few seconds") from exc
 
 
 class Connections:
@@ -28,7 +49,7 @@ class Connections:
         if bound is not None:
             yield bound
             return
-        with self.pool.connection() as conn:
+        with translated(self.pool), self.pool.connection() as conn:
             yield conn
 
     @contextmanager
@@ -38,7 +59,7 @@ class Connections:
             with bound.transaction():
                 yield bound
             return
-        with self.pool.connection() as conn:
+        with translated(self.pool), self.pool.connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():

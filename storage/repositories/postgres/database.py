@@ -57,12 +57,17 @@ class PostgresRepositories:
     """Every repository over one PostgreSQL database. `embedding_dim` sizes the chunks' vectors."""
 
     def __init__(self, url: str, *, embedding_dim: int | None = None, min_size: int = 1, max_size: int = 8,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 5.0) -> None:
         self.url = url
+        # `timeout`: how long a request waits for a connection. Longer than any wait under load here; past it the
+        # database counts as unreachable (503, `connections.translated`).
         # Naive UTC timestamps throughout, as the DuckDB backend stores them; the session's zone cannot shift
         # them because the columns are `timestamp` (without time zone).
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
                                    kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+                                   # A connection is checked as it is handed out: after a database restart
+                                   # the first requests get fresh connections, not dead ones.
+                                   check=ConnectionPool.check_connection,
                                    name="artifact-mcp")
         self.pool.open(wait=True, timeout=timeout)
         self.db = Connections(self.pool)

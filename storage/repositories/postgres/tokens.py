@@ -23,6 +23,9 @@ class PostgresTokenRecords:
     def __init__(self, url: str, *, max_size: int = 4, timeout: float = 10.0) -> None:
         self.pool = ConnectionPool(url, min_size=0, max_size=max_size, timeout=timeout, open=True,
                                    kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+                                   # A connection is checked as it is handed out: after a database restart
+                                   # the first requests get fresh connections, not dead ones.
+                                   check=ConnectionPool.check_connection,
                                    name="artifact-mcp-tokens")
         self.db = Connections(self.pool)
         self._schema_ready = False
