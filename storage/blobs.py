@@ -32,6 +32,9 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 # Temporary files younger than this are never cleaned up: a streamed upload may sit there, written, until the
 # owning process moves it into place (see `stage_stream`).
 TMP_GRACE_SECONDS = 3600.0
+# On a blob store replicas share: how long a written blob is spared by deletes (far longer than any write takes from
+# its blob to its committed row).
+SHARED_GRACE_SECONDS = 600.0
 _TMP_KEY = re.compile(r"^tmp/[0-9a-f]{32}$")
 
 
@@ -42,10 +45,15 @@ def blob_key(sha256_hex: str) -> str:
 class BlobStore:
     """Put/get/delete immutable blobs by SHA-256 under an fsspec URL."""
 
-    def __init__(self, url: str, *, max_bytes: int, fsync: bool = True) -> None:
+    def __init__(self, url: str, *, max_bytes: int, fsync: bool = True, shared: bool = False) -> None:
         self.url = url
         self.max_bytes = max_bytes
         self.fsync = fsync
+        # Shared by replicas (a PostgreSQL catalog): another process's pins are invisible here, so a write always
+        # (re)writes its blob, which makes it fresh, and no blob modified in the last SHARED_GRACE_SECONDS is
+        # deleted. A replica that reuses stored bytes between another's "unreferenced" check and its delete thus
+        # either rewrites them after the delete or makes them too fresh to delete.
+        self.shared = shared
         self.fs: fsspec.AbstractFileSystem
         self.fs, self.root = url_to_fs(url)
         self.root = self.root.rstrip("/")
@@ -96,7 +104,7 @@ class BlobStore:
         """Store bytes under their SHA-256 `digest`; returns the key. Prefer `staged`."""
         key = blob_key(digest)
         final = self._path(key)
-        if self.fs.exists(final):
+        if not self.shared and self.fs.exists(final):
             return key
         tmp = self._path(f"tmp/{uuid.uuid4().hex}")
         if self._local:
@@ -160,7 +168,7 @@ class BlobStore:
             raise InvalidInput(f"the staged upload holds {size} bytes, not the {staged.size_bytes} announced; "
                                "upload the file again")
         self.check_size(size)
-        if self.fs.exists(final):
+        if self.fs.exists(final) and not self.shared:
             # Identical bytes are already stored (the key is their hash).
             self._remove(tmp)
         elif self._local:
@@ -211,7 +219,7 @@ class BlobStore:
             # Check and remove under one lock hold: a concurrent `staged` write of the same bytes pins the key
             # and then skips writing because the file exists; removing it in between would leave its row dangling.
             with self._lock:
-                if key in self._pinned:
+                if key in self._pinned or (self.shared and self._fresh(key)):
                     continue
                 try:
                     self.fs.rm_file(self._path(key))
@@ -219,6 +227,14 @@ class BlobStore:
                 except FileNotFoundError:
                     pass
         return removed
+
+    def _fresh(self, key: str) -> bool:
+        """Written within SHARED_GRACE_SECONDS (or its age unknown): another replica may be about to reference it."""
+        try:
+            mtime = _mtime(self.fs.info(self._path(key)))
+        except FileNotFoundError:
+            return False
+        return mtime is None or time.time() - mtime < SHARED_GRACE_SECONDS
 
     def iter_keys(self) -> Iterator[str]:
         base = f"{self.root}/{_PREFIX}"

@@ -70,7 +70,7 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
 
         db = DuckDBRepositories(cfg.catalog_path, embedding_dim=dim, memory_limit=cfg.memory_limit,
                                 threads=cfg.threads)
-    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync)
+    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync, shared=cfg.is_postgres)
     return ArtifactStore(db, blobs, max_content_bytes=cfg.max_upload_bytes, indexer=indexer)
 
 

@@ -367,7 +367,8 @@ class StoreClient(Waiting):
         if self.store is not None:
             return self.store.blobs
         if self._blobs is None:
-            self._blobs = BlobStore(self.cfg.blob_url, max_bytes=self.cfg.max_upload_bytes, fsync=self.cfg.blob_fsync)
+            self._blobs = BlobStore(self.cfg.blob_url, max_bytes=self.cfg.max_upload_bytes, fsync=self.cfg.blob_fsync,
+                                    shared=self.cfg.is_postgres)
         return self._blobs
 
     async def _with_staged(self, fileobj: BinaryIO, method: str, **kwargs: Any) -> Any:
