@@ -65,6 +65,11 @@ class ArtifactRepository(Protocol):
     def latest_refs(self) -> list[ArtifactRef]: ...
     def reset_index_of_latest(self) -> None:
         """Mark every latest version not indexed (its chunks are gone)."""
+    def archive_ids(self, scope: Scope) -> list[str]:
+        """Every version's id in the scope, oldest first."""
+    def latest_by_metadata(self, scope: Scope, key: str, values: Sequence[str],
+                           thread_id: str | None) -> dict[str, ArtifactRow]:
+        """Latest versions in the scope and thread whose metadata `key` (top level) is one of `values`, by value."""
     def tally(self, scope: Scope, now: datetime) -> ArtifactTally:
         """The scope's latest unexpired versions by type and status, all its versions, their bytes and blobs."""
 

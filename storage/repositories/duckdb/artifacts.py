@@ -324,3 +324,27 @@ class DuckDBArtifacts:
         ).fetchone()
         return ArtifactTally(by_type=by_type, by_status=by_status, versions=int(versions),
                              content_bytes=int(content_bytes), blobs=int(blobs), blob_bytes=int(blob_bytes))
+
+    # --- import, export, restore ------------------------------------------------------------------
+
+    def archive_ids(self, scope: Scope) -> list[str]:
+        """Every version's id in the scope, oldest first (an export's snapshot)."""
+        rows = self.con.execute(
+            "SELECT artifact_id FROM artifacts WHERE org_id = ? AND workspace_id = ? AND namespace_id = ? "
+            "ORDER BY created_at, artifact_id", [scope.org_id, scope.workspace_id, scope.namespace_id]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def latest_by_metadata(self, scope: Scope, key: str, values: Sequence[str],
+                           thread_id: str | None) -> dict[str, ArtifactRow]:
+        """The latest versions in the scope (and thread) whose metadata `key` is one of `values`, by that value."""
+        if not values:
+            return {}
+        rows = self.con.execute(
+            f"SELECT {_LIST_COLUMNS}, false, json_extract_string(metadata, ?) AS v FROM artifacts "
+            "WHERE org_id = ? AND workspace_id = ? AND namespace_id = ? AND is_latest "
+            "AND thread_id IS NOT DISTINCT FROM ? AND list_contains(?, json_extract_string(metadata, ?)) "
+            "ORDER BY created_at",
+            [f"$.{key}", scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, list(values), f"$.{key}"],
+        ).fetchall()
+        return {r[3]: self._row(r[:3]) for r in rows}
