@@ -53,7 +53,7 @@ class Output:
             render()
 
     def note(self, message: str) -> None:
-        self.err.print(message, highlight=False, markup=False)
+        self.err.print(message, highlight=False, markup=False, soft_wrap=True)
 
     @contextmanager
     def progress(self, label: str, *, with_bytes: bool = True) -> Iterator[StepReport]:
