@@ -29,6 +29,8 @@ from artifact_mcp.storage.usecases.bodies import UploadFields
 from artifact_mcp.storage.usecases.steps import Step, StepReport, tell
 
 _LOOKUP_BATCH = 500
+# Files in flight at once: one is hashed and staged here while the owner commits another (it writes one at a time).
+IN_FLIGHT = 4
 _HASH_CHUNK = 1024 * 1024
 # artifact_type by mime type when the caller names none (prefix match, first wins).
 _TYPES = (
@@ -125,11 +127,23 @@ async def import_paths(store: StoreClient, access: Access, paths: list[str], opt
             known[hit.path] = hit
     items: list[ImportItem] = []
     done_bytes = 0
-    for n, (path, size) in enumerate(zip(files, sizes, strict=True), 1):
-        item = await _import_one(store, access, path, opts, known.get(str(path)))
+    limit = anyio.Semaphore(IN_FLIGHT)
+
+    async def one(path: Path, size: int) -> None:
+        nonlocal done_bytes
+        try:
+            item = await _import_one(store, access, path, opts, known.get(str(path)))
+        finally:
+            limit.release()
         items.append(item)
         done_bytes += size
-        await tell(report, Step("importing", n, len(files), done_bytes, total_bytes, str(path), item.outcome))
+        await tell(report, Step("importing", len(items), len(files), done_bytes, total_bytes, str(path), item.outcome))
+
+    async with anyio.create_task_group() as tg:
+        for path, size in zip(files, sizes, strict=True):
+            await limit.acquire()  # a task per file in flight, not per file: a huge folder is not a huge task list
+            tg.start_soon(one, path, size)
+    items.sort(key=lambda i: i.path)
     count = {k: sum(1 for i in items if i.outcome == k) for k in ("created", "updated", "unchanged", "failed")}
     return ImportReport(files=len(files), **count, bytes=sum(i.size_bytes for i in items), items=items)
 
