@@ -56,7 +56,8 @@ def env(embedding: str) -> dict[str, str]:
 
 def make_files(root: Path, n: int, kb: int, seed: int = 1) -> list[Path]:
     rng = random.Random(seed)
-    words = ["store", "recall", "index", "artifact", "vector", "chunk", "report", "summary", "plan", "agent", "thread", "version"]
+    words = ["store", "recall", "index", "artifact", "vector", "chunk", "report", "summary", "plan", "agent",
+             "thread", "version"]
     paths = []
     for i in range(n):
         kind = ("md", "py", "json", "pdf", "png")[i % 5]
