@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,16 +13,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.access import Access, local_principal
@@ -56,24 +48,33 @@ class Output:
         self.err.print(message, highlight=False, markup=False, soft_wrap=True)
 
     @contextmanager
-    def progress(self, label: str, *, with_bytes: bool = True) -> Iterator[StepReport]:
-        """A bar on a terminal; on anything else (a log, a pipe) one line per item on stderr."""
+    def progress(self, label: str) -> Iterator[StepReport]:
+        """A bar on a terminal (items, bytes, their rates); on anything else (a log, a pipe) one line per item on
+        stderr."""
         if not self.err.is_terminal:
             async def lines(step: Step) -> None:
                 self.err.print(f"{step.phase} {step.done}/{step.total} {step.outcome} {step.item}", highlight=False,
                                markup=False, soft_wrap=True)
             yield lines
             return
-        columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
-        if with_bytes:
-            columns.append(TransferSpeedColumn())
-        columns += [TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=self.err, transient=False) as bar:
-            task: TaskID = bar.add_task(label, total=None)
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
+                   TextColumn("{task.fields[rates]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        started = time.monotonic()
+        with Progress(*columns, console=self.err) as bar:
+            task: TaskID = bar.add_task(label, total=None, counts="", rates="")
 
             async def update(step: Step) -> None:
-                bar.update(task, description=f"{label}: {step.phase}", total=step.total or None,
-                           completed=step.done)
+                elapsed = max(time.monotonic() - started, 1e-6)
+                counts = f"{step.done}/{step.total}"
+                if step.bytes_total:
+                    counts += f"  {human_bytes(step.bytes_done)}/{human_bytes(step.bytes_total)}"
+                elif step.bytes_done:
+                    counts += f"  {human_bytes(step.bytes_done)}"
+                rates = f"{step.done / elapsed:.0f}/s  {step.bytes_done / elapsed / 1e6:.1f} MB/s"
+                # The bar follows bytes when their total is known (a few large files dominate a folder's time).
+                total, done = (step.bytes_total, step.bytes_done) if step.bytes_total else (step.total, step.done)
+                bar.update(task, description=f"{label}: {step.phase}", total=total or None, completed=done,
+                           counts=counts, rates=rates)
             yield update
 
 
