@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from artifact_mcp.storage.archive import ArchivedVersion, ArchiveHeader
+from artifact_mcp.storage.archive import ARCHIVE_VERSION, ArchivedVersion, ArchiveHeader
 from artifact_mcp.storage.errors import InvalidInput
 
 HEADER_NAME = "archive.json"
@@ -182,9 +182,13 @@ class ArchiveReader:
         with self._open(HEADER_NAME) as fh:
             raw = fh.read(1024 * 1024)
         try:
-            return ArchiveHeader.model_validate_json(raw)
+            header = ArchiveHeader.model_validate_json(raw)
         except ValidationError as exc:
             raise _bad(self.source, f"{HEADER_NAME} is not an archive header ({exc.errors()[0]['msg']})") from None
+        if header.format_version > ARCHIVE_VERSION:
+            raise _bad(self.source, f"it is format version {header.format_version}, newer than this artifact-mcp "
+                                    f"reads ({ARCHIVE_VERSION}); restore it with a newer release")
+        return header
 
     def versions(self, header: ArchiveHeader) -> list[ArchivedVersion]:
         out: list[ArchivedVersion] = []

@@ -260,6 +260,17 @@ async def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
             (short / "archive.json").write_text((good / "archive.json").read_text())
             (short / "manifest.jsonl").write_text("".join(lines[:-2]))
             assert "truncated or edited" in await refused("restore", str(short))
+            # A sealed manifest whose line names an id that is not one (a hand-made archive).
+            (short / "manifest.jsonl").write_text(lines[0].replace('"artifact_id":"art_', '"artifact_id":"../art_')
+                                                  + "".join(lines[1:]))
+            header = json.loads((good / "archive.json").read_text())
+            header["manifest_sha256"] = hashlib.sha256((short / "manifest.jsonl").read_bytes()).hexdigest()
+            (short / "archive.json").write_text(json.dumps(header))
+            assert "manifest.jsonl line 1: artifact_id" in await refused("restore", str(short))
+            (short / "archive.json").write_text(json.dumps({**header, "format_version": 9}))
+            assert "newer than this artifact-mcp reads" in await refused("restore", str(short))
+            (short / "archive.json").write_text("{}")
+            assert "is not an archive header" in await refused("restore", str(short))
             # A blob whose bytes no longer match its name.
             victim = next((good / "blobs").iterdir())
             victim.write_bytes(victim.read_bytes() + b"tampered")
