@@ -158,6 +158,10 @@ class ArchiveReader:
                 raise _bad(self.source, f"{m.name!r} is a link or device, not a regular file")
             self._members[name] = m
 
+    @property
+    def is_tar(self) -> bool:
+        return self._tar is not None
+
     def close(self) -> None:
         if self._tar is not None:
             self._tar.close()

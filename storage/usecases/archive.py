@@ -29,6 +29,9 @@ from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.usecases.steps import Step, StepReport, tell
 
 _BATCH = 200
+# Versions in flight at once: one is staged here while the owner commits another. Any order is safe: each
+# insert re-links its artifact's versions under the store lock.
+IN_FLIGHT = 4
 
 
 class ExportReport(BaseModel):
@@ -119,15 +122,26 @@ async def restore_archive(store: StoreClient, access: Access, source: str,
         for start in range(0, len(ids), _BATCH):
             present.update(await store.present_versions(ids[start:start + _BATCH]))
         total_bytes = sum(sizes.values())
-        done_bytes = restored = 0
-        for n, v in enumerate(versions, 1):
-            outcome = "present"
-            if v.artifact_id not in present:
-                outcome = await _restore_one(store, reader, v)
-                restored += outcome == "restored"
-            if v.sha256 is not None:
-                done_bytes += sizes.get(v.sha256, 0)
-            await tell(report, Step("restoring", n, len(versions), done_bytes, total_bytes, v.artifact_id, outcome))
+        done = done_bytes = restored = 0
+        # Members of one tar share its file position: read them one at a time.
+        limit = anyio.Semaphore(1 if reader.is_tar else IN_FLIGHT)
+
+        async def one(v: ArchivedVersion) -> None:
+            nonlocal done, done_bytes, restored
+            try:
+                outcome = "present" if v.artifact_id in present else await _restore_one(store, reader, v)
+            finally:
+                limit.release()
+            restored += outcome == "restored"
+            done += 1
+            done_bytes += sizes.get(v.sha256, 0) if v.sha256 is not None else 0
+            await tell(report, Step("restoring", done, len(versions), done_bytes, total_bytes, v.artifact_id,
+                                    outcome))
+
+        async with anyio.create_task_group() as tg:
+            for v in versions:
+                await limit.acquire()
+                tg.start_soon(one, v)
     finally:
         reader.close()
     return RestoreReport(source=source, versions=len(versions), restored=restored, present=len(versions) - restored,
