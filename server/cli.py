@@ -230,8 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help(sys.stderr)
         raise SystemExit(2)
     settings = _settings(args)
-    # A person's command logs errors only (unless asked): its output is the table, the bar and its own messages;
-    # when it owns the store, its background indexing is cut short at exit (the next owner resumes it).
+    # A person's command logs errors only (unless asked): what it says is its table, its bar and its own messages.
     people = args.command in commands.NAMES and args.log_level is None
     logs.configure("ERROR" if people else settings.log_level)
     if args.command == "serve":

@@ -83,6 +83,22 @@ class ArchiveHeader(BaseModel):
     manifest_sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of manifest.jsonl as written.")
 
 
+class VersionIdentity(BaseModel):
+    """What makes a stored version the same as an archived one of the same id (its content never changes)."""
+
+    artifact_id: str
+    root_artifact_id: str
+    version: int
+    sha256: str | None
+    org_id: str
+    workspace_id: str
+    namespace_id: str
+
+    @classmethod
+    def of(cls, v: BaseModel) -> VersionIdentity:
+        return cls.model_validate({k: getattr(v, k) for k in cls.model_fields})
+
+
 class RestoreOutcome(BaseModel):
     """What restoring one archived version did."""
 

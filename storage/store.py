@@ -13,7 +13,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreOutcome
+from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreOutcome, VersionIdentity
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
@@ -216,7 +216,7 @@ class ArtifactStore:
         return self._transfer.archive_versions(scope, artifact_ids)
 
     @operation(retryable=True)
-    def present_versions(self, artifact_ids: list[str]) -> list[str]:
+    def present_versions(self, artifact_ids: list[str]) -> list[VersionIdentity]:
         return self._transfer.present(artifact_ids)
 
     @operation(retryable=True, enqueues=True, public=False)  # idempotent: a repeat finds the version present

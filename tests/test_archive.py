@@ -15,6 +15,7 @@ from mcp.server import MCPServer
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.access import Access, local_principal
+from artifact_mcp.storage.errors import Conflict
 from artifact_mcp.storage.models import QueryRequest
 from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.usecases.archive import export_archive, restore_archive
@@ -93,3 +94,33 @@ async def test_restore_in_any_order_relinks_versions(client: Client, app_runtime
         assert (await store.get(target.default_scope, latest.artifact_id)).content_text == "three"
         hits = await store.query(target.default_scope, QueryRequest(query="three", mode="keyword"))
         assert [h.artifact.artifact_id for h in hits.results] == [latest.artifact_id]
+
+
+async def test_restore_refuses_an_id_taken_by_another_version(client: Client, app_runtime: tuple[MCPServer, Runtime],
+                                                              tmp_path: Path) -> None:
+    runtime = app_runtime[1]
+    for i in range(6):
+        await call(client, "create_artifact", {"name": f"n{i}", "content": f"text {i}"})
+    await export_archive(runtime.store, access_of(runtime.settings), str(tmp_path / "a"))
+    # The same ids, but one claims to be version 2 of its artifact: not what the store holds.
+    manifest = tmp_path / "a" / "manifest.jsonl"
+    lines = [json.loads(x) for x in manifest.read_text().splitlines()]
+    lines[3]["version"] = 2
+    body = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    manifest.write_bytes(body)
+    header = json.loads((tmp_path / "a" / "archive.json").read_text())
+    header["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    (tmp_path / "a" / "archive.json").write_text(json.dumps(header))
+    with pytest.raises(Conflict, match="already taken"):
+        await restore_archive(runtime.store, access_of(runtime.settings), str(tmp_path / "a"))
+    # A new id for a version number its artifact already has.
+    lines[3]["version"] = 1
+    lines[3]["artifact_id"] = "art_" + "f" * 32
+    body = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    manifest.write_bytes(body)
+    header["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    (tmp_path / "a" / "archive.json").write_text(json.dumps(header))
+    with pytest.raises(Conflict, match="already has a version 1"):
+        await restore_archive(runtime.store, access_of(runtime.settings), str(tmp_path / "a"))
+    page = await call(client, "list_artifacts", {"latest_only": False})
+    assert page["total"] == 6

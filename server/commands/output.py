@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -111,6 +111,11 @@ def run(settings: Settings, args: argparse.Namespace, command: Command) -> None:
         code = anyio.run(main)
     except StoreError as exc:
         output.note(f"{name}: {exc.message}")
+        raise SystemExit(EXIT_ERROR) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']} (got {e.get('input')!r})"
+                             for e in exc.errors())
+        output.note(f"{name}: invalid option: {problems}")
         raise SystemExit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         output.note(f"{name}: interrupted; what finished is kept (an import or restore resumes when run again)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import fields as dataclass_fields
 
-from artifact_mcp.storage.archive import IMPORT_KEY, ArchivedVersion, ImportedFile, RestoreOutcome
+from artifact_mcp.storage.archive import IMPORT_KEY, ArchivedVersion, ImportedFile, RestoreOutcome, VersionIdentity
 from artifact_mcp.storage.clock import utcnow
 from artifact_mcp.storage.errors import Conflict, InvalidInput
 from artifact_mcp.storage.models import ChangeEvent, Scope, StagedBlob
@@ -58,10 +58,12 @@ class TransferService:
 
     # --- restore -----------------------------------------------------------------------------------
 
-    def present(self, artifact_ids: list[str]) -> list[str]:
-        """Which of these version ids the catalog holds (a restore stages no bytes for them)."""
+    def present(self, artifact_ids: list[str]) -> list[VersionIdentity]:
+        """The identity of those of these versions the catalog holds (a restore stages no bytes for them)."""
         with self.ctx.lock:
-            return list(self.db.artifacts.get_many(artifact_ids, utcnow()))
+            rows = self.db.artifacts.get_many(artifact_ids, utcnow())
+        return [VersionIdentity.model_validate({k: getattr(r, k) for k in VersionIdentity.model_fields})
+                for r in rows.values()]
 
     def restore_version(self, version: ArchivedVersion,
                         staged: StagedBlob | None) -> tuple[RestoreOutcome, ChangeEvent]:

@@ -19,11 +19,11 @@ import anyio
 from pydantic import BaseModel, Field
 
 from artifact_mcp.storage.access import Access
-from artifact_mcp.storage.archive import ArchivedVersion, ArchiveHeader
+from artifact_mcp.storage.archive import ArchivedVersion, ArchiveHeader, VersionIdentity
 from artifact_mcp.storage.archive_files import ArchiveReader, ArchiveWriter
 from artifact_mcp.storage.blobs import blob_key
 from artifact_mcp.storage.clock import utcnow
-from artifact_mcp.storage.errors import InvalidInput
+from artifact_mcp.storage.errors import Conflict, InvalidInput, StoreError
 from artifact_mcp.storage.models import Scope
 from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.usecases.steps import Step, StepReport, tell
@@ -119,8 +119,14 @@ async def restore_archive(store: StoreClient, access: Access, source: str,
             access.principal.check(Scope(org_id=scope[0], workspace_id=scope[1], namespace_id=scope[2]), "write")
         present: set[str] = set()
         ids = [v.artifact_id for v in versions]
+        by_id = {v.artifact_id: v for v in versions}
         for start in range(0, len(ids), _BATCH):
-            present.update(await store.present_versions(ids[start:start + _BATCH]))
+            for held in await store.present_versions(ids[start:start + _BATCH]):
+                if held != VersionIdentity.of(by_id[held.artifact_id]):
+                    raise Conflict(f"version id {held.artifact_id} is already taken by another artifact version "
+                                   f"({held.root_artifact_id} v{held.version}) than the archive's; nothing was "
+                                   "restored (restore into another store)")
+                present.add(held.artifact_id)
         total_bytes = sum(sizes.values())
         done = done_bytes = restored = 0
         # Members of one tar share its file position: read them one at a time.
@@ -138,10 +144,17 @@ async def restore_archive(store: StoreClient, access: Access, source: str,
             await tell(report, Step("restoring", done, len(versions), done_bytes, total_bytes, v.artifact_id,
                                     outcome))
 
-        async with anyio.create_task_group() as tg:
-            for v in versions:
-                await limit.acquire()
-                tg.start_soon(one, v)
+        try:
+            async with anyio.create_task_group() as tg:
+                for v in versions:
+                    await limit.acquire()
+                    tg.start_soon(one, v)
+        except BaseExceptionGroup as group:
+            # A refused version (a Conflict) stops the restore: raise it as itself, for the door to show.
+            refused = next((e for e in group.exceptions if isinstance(e, StoreError)), None)
+            if refused is None:
+                raise
+            raise refused from None
     finally:
         reader.close()
     return RestoreReport(source=source, versions=len(versions), restored=restored, present=len(versions) - restored,

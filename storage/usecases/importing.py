@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.access import Access
@@ -169,6 +169,12 @@ async def _import_one(store: StoreClient, access: Access, path: Path, opts: Impo
             result = await store.update_from_stream(access.scope, known.artifact_id, patch, fh)
             return ImportItem(path=key, outcome="updated", artifact_id=result.artifact.artifact_id,
                               version=result.artifact.version, size_bytes=size)
-    except (OSError, StoreError) as exc:
-        message = exc.message if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+    except (OSError, StoreError, ValidationError) as exc:
+        if isinstance(exc, StoreError):
+            message = exc.message
+        elif isinstance(exc, ValidationError):  # e.g. a file name no artifact may carry
+            err = exc.errors()[0]
+            message = f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         return ImportItem(path=key, outcome="failed", error=message)
