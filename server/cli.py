@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from artifact_mcp.server import logs
+from artifact_mcp.server import commands, logs
 from artifact_mcp.server.settings import Settings
 
 log = logging.getLogger("artifact_mcp")
@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--embedding-model", help="the model to prepare (default: the configured one)")
     prepare.add_argument("--model-cache-dir", help="where the ONNX file is kept (default ~/.cache/artifact-mcp/models)")
     prepare.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    commands.add_parsers(sub, common)  # import, export, restore, ls, show, search, stats
     return parser
 
 
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help(sys.stderr)
         raise SystemExit(2)
     settings = _settings(args)
-    logs.configure(settings.log_level)
+    # A person's command logs errors only (unless asked): what it says is its table, its bar and its own messages.
+    people = args.command in commands.NAMES and args.log_level is None
+    logs.configure("ERROR" if people else settings.log_level)
     if args.command == "serve":
         serve(settings)
     elif args.command == "gc":
@@ -238,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         token(settings, args)
     elif args.command == "model":
         prepare_model(settings)
+    elif args.command in commands.NAMES:
+        commands.dispatch(settings, args)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class StoreConfig(BaseModel):
     sweep_interval_seconds: float = 60.0
     gc_interval_seconds: float = 3600.0
     takeover_timeout_seconds: float = 60.0
+    # A short-lived owner (a CLI command) runs no background work: index jobs it would claim and cut short at exit
+    # wait for the next server instead, and a query loads the embedding model itself.
+    background_work: bool = True
     index: IndexConfig = IndexConfig()
 
     @property

@@ -13,6 +13,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreOutcome, VersionIdentity
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
@@ -39,6 +40,7 @@ from artifact_mcp.storage.models import (
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
+from artifact_mcp.storage.stats import StoreStats
 
 # Importing this module registers the operations (their signatures use only the models above): every server
 # process imports it at start, before it answers `initialize`. What opening a store needs (the catalog driver,
@@ -90,6 +92,7 @@ class ArtifactStore:
         from artifact_mcp.storage.services.links import LinkService
         from artifact_mcp.storage.services.reads import ReadService
         from artifact_mcp.storage.services.recall import RecallService
+        from artifact_mcp.storage.services.transfer import TransferService
         from artifact_mcp.storage.services.writes import WriteService
 
         self.db = db
@@ -112,6 +115,7 @@ class ArtifactStore:
         self._links = LinkService(ctx, signer)
         self._recall = RecallService(ctx, self.indexer, self.cache)
         self._housekeeping = HousekeepingService(ctx, self._writes)
+        self._transfer = TransferService(ctx, self.indexing)
         self.generation = GenerationService(ctx, self._recall, retry)
         self.following = FollowingService(ctx, self.cache, db.feed) if db.feed is not None else None
 
@@ -176,6 +180,11 @@ class ArtifactStore:
         return self._reads.read_content(scope, artifact_id)
 
     @operation(retryable=True)
+    def stats(self, scope: Scope) -> StoreStats:
+        """The scope's artifact counts, storage and background-job backlog."""
+        return self._reads.stats(scope)
+
+    @operation(retryable=True)
     def locate(self, artifact_id: str) -> Scope | None:
         """The scope an artifact id lives in (for resource URIs, which carry no scope)."""
         return self._reads.locate(artifact_id)
@@ -199,6 +208,33 @@ class ArtifactStore:
     @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return self._recall.list_jobs(scope, artifact_id)
+
+    # --- import, export, restore ---------------------------------------------------------------------
+
+    @operation(retryable=True)
+    def imported(self, scope: Scope, thread_id: str | None, paths: list[str]) -> list[ImportedFile]:
+        """The latest versions an import made from these files (by absolute path) in the scope and thread."""
+        return self._transfer.imported(scope, thread_id, paths)
+
+    @operation(retryable=True)
+    def archive_ids(self, scope: Scope) -> list[str]:
+        """Every version id in the scope, oldest first: an export's consistent cut (versions are immutable)."""
+        return self._transfer.archive_ids(scope)
+
+    @operation(retryable=True)
+    def archive_versions(self, scope: Scope, artifact_ids: list[str]) -> list[ArchivedVersion]:
+        return self._transfer.archive_versions(scope, artifact_ids)
+
+    @operation(retryable=True)
+    def present_versions(self, artifact_ids: list[str]) -> list[VersionIdentity]:
+        return self._transfer.present(artifact_ids)
+
+    @operation(retryable=True, enqueues=True, public=False)  # idempotent: a repeat finds the version present
+    def restore_version(self, version: ArchivedVersion,
+                        staged: StagedBlob | None) -> tuple[RestoreOutcome, ChangeEvent]:
+        """Insert an archived version with its own ids (bytes already staged, hash checked) and re-link its
+        artifact's versions; an identical version already present is left as it is."""
+        return self._transfer.restore_version(version, staged)
 
     # --- download links --------------------------------------------------------------------------
 
@@ -303,6 +339,11 @@ class ArtifactStore:
         finally:
             self._warm.set()
         self.indexing.warm_up()  # the chunkers (it logs its own failures)
+
+    def serve_cold(self) -> None:
+        """Answer queries without warm_up (an owner that runs no background work): the first one loads what it
+        needs."""
+        self._warm.set()
 
     def claim_generation_jobs(self, limit: int) -> list[GenerationTask]:
         return self.generation.claim_generation_jobs(limit)

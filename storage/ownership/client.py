@@ -32,6 +32,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from artifact_mcp.storage.archive import ArchivedVersion, RestoreOutcome
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
 from artifact_mcp.storage.errors import ERROR_KINDS, StoreError, Unavailable
@@ -203,8 +204,11 @@ class StoreClient(Waiting):
                 os.unlink(self.cfg.socket_path)
             listener = await anyio.create_unix_listener(self.cfg.socket_path)
             self._tg.start_soon(listener.serve, self._serve_peer)
-        self._workers = OwnerWorkers(self.store, self.cfg, self._emit, deliver=self._deliver)
-        self._workers.start(self._tg)
+        if self.cfg.background_work:
+            self._workers = OwnerWorkers(self.store, self.cfg, self._emit, deliver=self._deliver)
+            self._workers.start(self._tg)
+        else:
+            self.store.serve_cold()
         self._ready.set()
         log.info("owning store %s (blobs %s)", self.cfg.catalog_path, self.cfg.blob_url)
 
@@ -394,6 +398,13 @@ class StoreClient(Waiting):
         """A new version of `artifact_id` from a file's bytes read from `fileobj` in chunks, with `patch`'s field
         changes (`expected_version` guards against lost updates)."""
         return await self._with_staged(fileobj, "update_from_blob", scope=scope, artifact_id=artifact_id, patch=patch)
+
+    async def restore_from_stream(self, version: ArchivedVersion, fileobj: BinaryIO | None) -> RestoreOutcome:
+        """Restore an archived version with its ids; a file version's bytes are read from `fileobj` (their hash
+        must be the archive's)."""
+        if fileobj is None:
+            return await self._call("restore_version", version=version, staged=None)
+        return await self._with_staged(fileobj, "restore_version", version=version)
 
 
 

@@ -22,12 +22,14 @@ from artifact_mcp.storage.models import ChangeEvent, Job, ListQuery, Scope
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
+    ArtifactTally,
     ChunkChange,
     ChunkText,
     ChunkVector,
     ClaimedJob,
     GenerationRow,
     IdempotencyRow,
+    JobTally,
     SourceRow,
 )
 
@@ -65,6 +67,13 @@ class ArtifactRepository(Protocol):
     def latest_refs(self) -> list[ArtifactRef]: ...
     def reset_index_of_latest(self) -> None:
         """Mark every latest version not indexed (its chunks are gone)."""
+    def archive_ids(self, scope: Scope) -> list[str]:
+        """Every version's id in the scope, oldest first."""
+    def latest_by_metadata(self, scope: Scope, key: str, values: Sequence[str],
+                           thread_id: str | None) -> dict[str, ArtifactRow]:
+        """Latest versions in the scope and thread whose metadata `key` (top level) is one of `values`, by value."""
+    def tally(self, scope: Scope, now: datetime) -> ArtifactTally:
+        """The scope's latest unexpired versions by type and status, all its versions, their bytes and blobs."""
 
 
 class JobRepository(Protocol):
@@ -93,6 +102,8 @@ class JobRepository(Protocol):
         """Renew this process's claims, and requeue claims whose holder stopped renewing them; how many."""
     def release(self, now: datetime) -> int:
         """Requeue the jobs this process holds (it is closing); how many."""
+    def tally(self, scope: Scope) -> JobTally:
+        """The scope's jobs waiting, running and failed, and when the oldest waiting one was queued."""
 
 
 class ChunkRepository(Protocol):

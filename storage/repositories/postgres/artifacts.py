@@ -18,7 +18,7 @@ from artifact_mcp.storage.cursor import Position
 from artifact_mcp.storage.models import ListQuery, Scope
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
-from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow
+from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
 COLUMNS = ARTIFACT_COLUMNS
 _EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= %s)"
@@ -192,3 +192,42 @@ class PostgresArtifacts:
     def reset_index_of_latest(self) -> None:
         self._db.run("UPDATE artifacts SET is_indexed = false, chunk_count = 0, index_collection = NULL, "
                      "embedding_model_id = NULL WHERE is_latest")
+
+    # --- counts, import, export ---------------------------------------------------------------------
+
+    def tally(self, scope: Scope, now: datetime) -> ArtifactTally:
+        tenant = "org_id = %s AND workspace_id = %s AND namespace_id = %s"
+        params = [scope.org_id, scope.workspace_id, scope.namespace_id]
+        by_type: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for artifact_type, status, n in self._db.all(
+                f"SELECT artifact_type, status, count(*) FROM artifacts WHERE {tenant} AND is_latest "
+                f"AND NOT {_EXPIRED_SQL} GROUP BY artifact_type, status", [*params, now]):
+            by_type[artifact_type] = by_type.get(artifact_type, 0) + int(n)
+            by_status[status] = by_status.get(status, 0) + int(n)
+        versions, content_bytes = self._db.one(
+            f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM artifacts WHERE {tenant}", params) or (0, 0)
+        # Identical bytes share one key: each key counts once.
+        blobs, blob_bytes = self._db.one(
+            "SELECT count(*), coalesce(sum(size), 0) FROM (SELECT blob_key, max(size_bytes) AS size FROM artifacts "
+            f"WHERE {tenant} AND blob_key IS NOT NULL GROUP BY blob_key) b", params) or (0, 0)
+        return ArtifactTally(by_type=by_type, by_status=by_status, versions=int(versions),
+                             content_bytes=int(content_bytes), blobs=int(blobs), blob_bytes=int(blob_bytes))
+
+    def archive_ids(self, scope: Scope) -> list[str]:
+        rows = self._db.all("SELECT artifact_id FROM artifacts WHERE org_id = %s AND workspace_id = %s AND "
+                            "namespace_id = %s ORDER BY created_at, artifact_id",
+                            [scope.org_id, scope.workspace_id, scope.namespace_id])
+        return [r[0] for r in rows]
+
+    def latest_by_metadata(self, scope: Scope, key: str, values: Sequence[str],
+                           thread_id: str | None) -> dict[str, ArtifactRow]:
+        if not values:
+            return {}
+        rows = self._db.all(
+            f"SELECT {_LIST_COLUMNS}, false, metadata ->> %s AS v FROM artifacts "
+            "WHERE org_id = %s AND workspace_id = %s AND namespace_id = %s AND is_latest "
+            "AND thread_id IS NOT DISTINCT FROM %s AND metadata ->> %s = ANY(%s) ORDER BY created_at",
+            [key, scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, key, list(values)])
+        return {r[-1]: self._row(r[:-1]) for r in rows}
+

@@ -15,9 +15,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from artifact_mcp.storage.ids import new_job_id
-from artifact_mcp.storage.models import Job
+from artifact_mcp.storage.models import Job, Scope
 from artifact_mcp.storage.repositories.postgres.connections import Connections
-from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob
+from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
 
 JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "created_at", "started_at",
                "ended_at", "next_run_at")
@@ -143,3 +143,14 @@ class PostgresJobs:
                 job["next_run_at"] = None
             jobs.append(Job(**job))
         return jobs
+
+    def tally(self, scope: Scope) -> JobTally:
+        row = self._db.one(
+            "SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying')), "
+            "count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'failed'), "
+            "min(created_at) FILTER (WHERE status IN ('queued', 'retrying')) "
+            "FROM jobs WHERE org_id = %s AND workspace_id = %s AND namespace_id = %s",
+            [scope.org_id, scope.workspace_id, scope.namespace_id])
+        pending, running, failed, oldest = row or (0, 0, 0, None)
+        return JobTally(pending=int(pending), running=int(running), failed=int(failed), oldest_pending_at=oldest)
+
