@@ -46,7 +46,7 @@ def anyio_backend() -> str:
 # The suites that run against both catalog backends (the `backend` fixture below); every other test uses DuckDB.
 BOTH_BACKENDS = {f"tests.{m}" for m in (
     "test_postgres_smoke", "test_storage", "test_tools", "test_rest", "test_aimable", "test_query", "test_generate",
-    "test_isolation",
+    "test_isolation", "test_stats", "test_archive",
 )}
 
 
