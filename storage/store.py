@@ -39,6 +39,7 @@ from artifact_mcp.storage.models import (
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
+from artifact_mcp.storage.stats import StoreStats
 
 # Importing this module registers the operations (their signatures use only the models above): every server
 # process imports it at start, before it answers `initialize`. What opening a store needs (the catalog driver,
@@ -164,6 +165,11 @@ class ArtifactStore:
     @operation(retryable=True)
     def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
         return self._reads.read_content(scope, artifact_id)
+
+    @operation(retryable=True)
+    def stats(self, scope: Scope) -> StoreStats:
+        """The scope's artifact counts, storage and background-job backlog."""
+        return self._reads.stats(scope)
 
     @operation(retryable=True)
     def locate(self, artifact_id: str) -> Scope | None:

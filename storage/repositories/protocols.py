@@ -22,10 +22,12 @@ from artifact_mcp.storage.models import Job, ListQuery, Scope
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
+    ArtifactTally,
     ChunkText,
     ClaimedJob,
     GenerationRow,
     IdempotencyRow,
+    JobTally,
     SourceRow,
 )
 
@@ -63,6 +65,8 @@ class ArtifactRepository(Protocol):
     def latest_refs(self) -> list[ArtifactRef]: ...
     def reset_index_of_latest(self) -> None:
         """Mark every latest version not indexed (its chunks are gone)."""
+    def tally(self, scope: Scope, now: datetime) -> ArtifactTally:
+        """The scope's latest unexpired versions by type and status, all its versions, their bytes and blobs."""
 
 
 class JobRepository(Protocol):
@@ -84,6 +88,8 @@ class JobRepository(Protocol):
         """Cancel every open (queued, retrying, running) job of these types."""
     def delete_for(self, artifact_ids: list[str]) -> None: ...
     def for_artifacts(self, artifact_ids: list[str]) -> list[Job]: ...
+    def tally(self, scope: Scope) -> JobTally:
+        """The scope's jobs waiting, running and failed, and when the oldest waiting one was queued."""
 
 
 class ChunkRepository(Protocol):

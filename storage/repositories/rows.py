@@ -145,6 +145,28 @@ class ArtifactRef:
 
 
 @dataclass(slots=True)
+class ArtifactTally:
+    """One scope's artifact counts and storage (`ArtifactRepository.tally`)."""
+
+    by_type: dict[str, int]  # latest, unexpired versions
+    by_status: dict[str, int]
+    versions: int
+    content_bytes: int
+    blobs: int
+    blob_bytes: int
+
+
+@dataclass(slots=True)
+class JobTally:
+    """One scope's background jobs by state (`JobRepository.tally`)."""
+
+    pending: int
+    running: int
+    failed: int
+    oldest_pending_at: datetime | None
+
+
+@dataclass(slots=True)
 class ClaimedJob:
     job_id: str
     artifact_id: str

@@ -1,4 +1,5 @@
-"""Reads: one version, a page of a listing, an artifact's versions, where an id lives, a version's content."""
+"""Reads: one version, a page of a listing, an artifact's versions, where an id lives, a version's content, a
+scope's figures."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
 from artifact_mcp.storage.models import DEFAULT_MAX_CHARS, Artifact, ArtifactPage, ContentBody, ListQuery, Scope
 from artifact_mcp.storage.services.context import StoreContext, to_model
+from artifact_mcp.storage.stats import StoreStats
 
 
 class ReadService:
@@ -60,3 +62,16 @@ class ReadService:
                                text=text, data=None if text is not None else data)
         return ContentBody(artifact_id=artifact_id, mime_type=row.mime_type, file_name=row.file_name,
                            text=row.content_text)
+
+    def stats(self, scope: Scope) -> StoreStats:
+        now = utcnow()
+        with self.ctx.lock:
+            arts = self.db.artifacts.tally(scope, now)
+            jobs = self.db.jobs.tally(scope)
+        oldest = jobs.oldest_pending_at
+        return StoreStats(
+            artifacts=sum(arts.by_type.values()), by_type=arts.by_type, by_status=arts.by_status,
+            versions=arts.versions, content_bytes=arts.content_bytes, blobs=arts.blobs, blob_bytes=arts.blob_bytes,
+            jobs_pending=jobs.pending, jobs_running=jobs.running, jobs_failed=jobs.failed, oldest_pending_at=oldest,
+            oldest_pending_seconds=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        )

@@ -20,7 +20,7 @@ from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
 from artifact_mcp.storage.models import ListQuery, Scope
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
-from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow
+from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
 COLUMNS = ARTIFACT_COLUMNS
 CARD_COLUMNS = tuple(c for c in COLUMNS if c != "content_text")
@@ -299,3 +299,28 @@ class DuckDBArtifacts:
             "UPDATE artifacts SET is_indexed = false, chunk_count = 0, index_collection = NULL, "
             f"embedding_model_id = NULL, {_MERGE_CARD} WHERE is_latest", [self._card(reset)]
         )
+
+    # --- figures ----------------------------------------------------------------------------------
+
+    def tally(self, scope: Scope, now: datetime) -> ArtifactTally:
+        tenant = "org_id = ? AND workspace_id = ? AND namespace_id = ?"
+        params = [scope.org_id, scope.workspace_id, scope.namespace_id]
+        groups = self.con.execute(
+            f"SELECT artifact_type, status, count(*) FROM artifacts WHERE {tenant} AND is_latest "
+            f"AND NOT {_EXPIRED_SQL} GROUP BY ALL", [*params, now]
+        ).fetchall()
+        by_type: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for artifact_type, status, n in groups:
+            by_type[artifact_type] = by_type.get(artifact_type, 0) + int(n)
+            by_status[status] = by_status.get(status, 0) + int(n)
+        versions, content_bytes = self.con.execute(
+            f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM artifacts WHERE {tenant}", params
+        ).fetchone()
+        # A blob's size is its version's size_bytes; identical bytes share one key, so count each key once.
+        blobs, blob_bytes = self.con.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM (SELECT blob_key, any_value(size_bytes) AS size "
+            f"FROM artifacts WHERE {tenant} AND blob_key IS NOT NULL GROUP BY blob_key)", params
+        ).fetchone()
+        return ArtifactTally(by_type=by_type, by_status=by_status, versions=int(versions),
+                             content_bytes=int(content_bytes), blobs=int(blobs), blob_bytes=int(blob_bytes))

@@ -7,8 +7,8 @@ from datetime import datetime
 import duckdb
 
 from artifact_mcp.storage.ids import new_job_id
-from artifact_mcp.storage.models import Job
-from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob
+from artifact_mcp.storage.models import Job, Scope
+from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
 
 JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "created_at", "started_at",
                "ended_at", "next_run_at")
@@ -130,3 +130,13 @@ class DuckDBJobs:
                 job["next_run_at"] = None
             jobs.append(Job(**job))
         return jobs
+
+    def tally(self, scope: Scope) -> JobTally:
+        pending, running, failed, oldest = self._con.execute(
+            "SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying')), "
+            "count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'failed'), "
+            "min(created_at) FILTER (WHERE status IN ('queued', 'retrying')) "
+            "FROM jobs WHERE org_id = ? AND workspace_id = ? AND namespace_id = ?",
+            [scope.org_id, scope.workspace_id, scope.namespace_id],
+        ).fetchone()
+        return JobTally(pending=int(pending), running=int(running), failed=int(failed), oldest_pending_at=oldest)
