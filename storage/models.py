@@ -184,8 +184,18 @@ class ListQuery(CleanInput):
     created_by: Provenance = None
     include_expired: bool = False
     latest_only: bool = True
+    promoted_only: bool = False
     limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: Annotated[str | None, Field(max_length=4096)] = None
+
+
+class ThreadSummary(BaseModel):
+    """One thread of a scope: how many latest artifacts it holds and when it was last written to."""
+
+    thread_id: str
+    artifacts: int
+    first_at: datetime
+    last_at: datetime
 
 
 class Artifact(BaseModel):

@@ -26,6 +26,7 @@ from artifact_mcp.storage.models import (
     ContentBody,
     DeleteResult,
     FilePatch,
+    Job,
     JobList,
     ListQuery,
     NewArtifact,
@@ -36,6 +37,7 @@ from artifact_mcp.storage.models import (
     QueryResult,
     Scope,
     StagedBlob,
+    ThreadSummary,
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
@@ -163,6 +165,10 @@ class ArtifactStore:
         return self._reads.versions(scope, artifact_id)
 
     @operation(retryable=True)
+    def threads(self, scope: Scope, limit: int = 200) -> list[ThreadSummary]:
+        return self._reads.threads(scope, limit)
+
+    @operation(retryable=True)
     def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
         return self._reads.read_content(scope, artifact_id)
 
@@ -195,6 +201,11 @@ class ArtifactStore:
     @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return self._recall.list_jobs(scope, artifact_id)
+
+    @operation(enqueues=True)
+    def retry_index(self, scope: Scope, artifact_id: str) -> tuple[Job, ChangeEvent]:
+        """Re-run a version's failed index job (a new job, fresh attempts)."""
+        return self.indexing.retry_failed(scope, artifact_id)
 
     # --- download links --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from artifact_mcp.storage.models import (
     DeleteResult,
     NewArtifact,
     NewFileArtifact,
+    ThreadSummary,
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.client import StoreClient
@@ -161,3 +162,13 @@ async def delete_artifact(store: StoreClient, access: Access, artifact_id: str, 
 async def list_versions(store: StoreClient, access: Access, artifact_id: str) -> VersionList:
     versions = await store.versions(access.scope, artifact_id)
     return VersionList(root_artifact_id=versions[0].root_artifact_id, versions=versions, total=len(versions))
+
+
+async def list_threads(store: StoreClient, access: Access, limit: int = 200) -> list[ThreadSummary]:
+    """The scope's threads, most recently written first."""
+    return await store.threads(access.scope, limit)
+
+
+async def list_sources(store: StoreClient, access: Access, body: ListBody) -> ArtifactPage:
+    """The scope's artifacts promoted to knowledge sources, newest first."""
+    return await store.list(access.scope, body.to_query().model_copy(update={"promoted_only": True}))

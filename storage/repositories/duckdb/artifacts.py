@@ -18,7 +18,7 @@ import duckdb
 
 from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.models import ListQuery, Scope
+from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
@@ -201,6 +201,8 @@ class DuckDBArtifacts:
         if query.created_by is not None:
             where.append("created_by = ?")
             params.append(query.created_by)
+        if query.promoted_only:
+            where.append("promoted_to_source_id IS NOT NULL")
         return where, params
 
     def list(
@@ -286,6 +288,15 @@ class DuckDBArtifacts:
             [scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, now, limit],
         ).fetchall()
         return [r[0] for r in rows]
+
+    def threads(self, scope: Scope, now: datetime, limit: int) -> list[ThreadSummary]:
+        rows = self.con.execute(
+            "SELECT thread_id, count(*), min(created_at), max(created_at) FROM artifacts WHERE org_id = ? "
+            f"AND workspace_id = ? AND namespace_id = ? AND thread_id IS NOT NULL AND is_latest AND NOT {_EXPIRED_SQL} "
+            "GROUP BY thread_id ORDER BY max(created_at) DESC, thread_id LIMIT ?",
+            [scope.org_id, scope.workspace_id, scope.namespace_id, now, limit],
+        ).fetchall()
+        return [ThreadSummary(thread_id=r[0], artifacts=r[1], first_at=r[2], last_at=r[3]) for r in rows]
 
     def latest_refs(self) -> list[ArtifactRef]:
         rows = self.con.execute(

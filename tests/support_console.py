@@ -1,0 +1,94 @@
+"""Helpers for the console's browser tests: a seeded HTTP server, signing in through the form, screenshots."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from tests.conftest import REPO
+from tests.support_http import Server, bearer
+from tests.test_stdio import TIMEOUT
+
+SHOTS = REPO / "bench" / "results" / "console"
+ACME = "/v1/orgs/acme/workspaces/research/namespaces/main"
+GLOBEX = "/v1/orgs/globex/workspaces/ops/namespaces/main"
+MARKER = "XSS-MARKER"
+
+
+class Rest:
+    """The MechaMental REST API as one principal: how the tests put real data in the store."""
+
+    def __init__(self, server: Server, who: str, prefix: str = ACME) -> None:
+        self.http = httpx.Client(base_url=server.url + prefix, headers=bearer(server.tokens[who]), timeout=TIMEOUT)
+
+    def create(self, **body: Any) -> dict[str, Any]:
+        response = self.http.post("/artifacts", json={"wait_for_index": True, **body})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def upload(self, name: str, file_name: str, data: bytes, mime: str, wait: bool = True,
+               **fields: str) -> dict[str, Any]:
+        response = self.http.post("/artifacts/upload", files={"file": (file_name, data, mime)},
+                                  data={"name": name, "wait_for_index": str(wait).lower(), **fields})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def update(self, artifact_id: str, **body: Any) -> dict[str, Any]:
+        response = self.http.put(f"/artifacts/{artifact_id}", json={"wait_for_index": True, **body})
+        assert response.status_code == 200, response.text
+        return response.json()["artifact"]
+
+    def get(self, artifact_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/artifacts/{artifact_id}", params={"max_chars": 0})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def exists(self, artifact_id: str) -> bool:
+        return self.http.get(f"/artifacts/{artifact_id}", params={"max_chars": 0}).status_code == 200
+
+    def wait(self, artifact_id: str, statuses: set[str]) -> dict[str, Any]:
+        deadline = time.monotonic() + TIMEOUT
+        while (art := self.get(artifact_id))["status"] not in statuses:
+            assert time.monotonic() < deadline, f"{artifact_id} stayed {art['status']}"
+            time.sleep(0.1)
+        return art
+
+
+def sign_in(browser: Browser, server: Server, who: str, **options: Any) -> tuple[BrowserContext, Page]:
+    """A fresh browser context signed in with `who`'s token through the sign-in form."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(f"{server.url}/ui/")
+    assert "/ui/login" in page.url, page.url  # not signed in: sent to the form
+    page.fill("input[name=token]", server.tokens[who])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/ui/")
+    assert page.locator("[data-principal]").get_attribute("data-principal") == who
+    return context, page
+
+
+def shoot(page: Page, tmp_dir: Path, name: str) -> Path:
+    """A full-page screenshot in the test's tmp dir, copied to bench/results/console/."""
+    path = tmp_dir / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+    return path
+
+
+def csrf_of(page: Page) -> str:
+    value = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert value
+    return value
+
+
+def make_pdf(text: str) -> bytes:
+    from tests.test_chunking import make_pdf as pdf
+
+    return pdf([text])
