@@ -162,11 +162,15 @@ class SecurityHeaders:
             await response(scope, receive, send)
             return
 
+        # Static files are revalidated (ETag -> 304) instead of fetched again with every page.
+        static = scope["path"].startswith((f"{scope.get('root_path', '')}/static", "/static"))
+        extra = {**PAGE_HEADERS, "Cache-Control": "no-cache"} if static else PAGE_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                headers += [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()
+                headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()
                             if k.lower().encode() not in present]
                 message = {**message, "headers": headers}
             await send(message)
