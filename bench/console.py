@@ -8,9 +8,10 @@
    here instead of the default model's few ms (see bench/query.py for that cost).
 2. Serve it: `artifact-mcp serve --transport http --auth none` on 127.0.0.1.
 3. Drive Debian's Chromium (Playwright) through the console and time each page: the artifacts list (first page,
-   50 rows), the list filtered by thread and by tag, following "Next page" through the cursor pages, and search
-   (hybrid, each query text a fresh SciFact query). Per page: the navigation's wall time in the browser until
-   `load` ("page"), and the Navigation Timing of the document (request start -> response end: "server").
+   50 rows), the list filtered by thread and by tag, oldest first, following "Next page" through the cursor
+   pages, and search (hybrid, each query text a fresh SciFact query). Per page: the navigation's wall time in
+   the browser until `load` ("page"), and the Navigation Timing of the document (request start -> response end:
+   "server").
 
     .venv/bin/python bench/console.py --artifacts 100000 --out bench/results/console.json
 
@@ -100,6 +101,7 @@ def _run_pages(url: str, queries: list[str], args: argparse.Namespace) -> dict[s
             record("artifacts", _timed(page, f"{url}/ui/artifacts"))
             record("artifacts?thread_id", _timed(page, f"{url}/ui/artifacts?thread_id=thread-{rng.randrange(50)}"))
             record("artifacts?tags", _timed(page, f"{url}/ui/artifacts?tags=topic-{rng.randrange(20)}"))
+            record("artifacts?sort=oldest", _timed(page, f"{url}/ui/artifacts?sort=oldest"))
             text = next(q, f"{queries[i % len(queries)]} {i}")
             record("search", _timed(page, f"{url}/ui/search?q={text}&mode=hybrid"))
             if i % max(1, args.samples // 5) == 0:

@@ -16,7 +16,7 @@ from artifact_mcp.server.console import render
 from artifact_mcp.server.console.web import Console
 from artifact_mcp.server.routes.link_downloads import serve_target
 from artifact_mcp.storage.errors import InvalidInput
-from artifact_mcp.storage.models import ARTIFACT_ID_PATTERN, ID_PATTERN, QueryRequest
+from artifact_mcp.storage.models import ARTIFACT_ID_PATTERN, ID_PATTERN, ListOrder, QueryRequest
 from artifact_mcp.storage.usecases import artifacts, recall, stats
 from artifact_mcp.storage.usecases.bodies import ListBody, ReadOptions
 from artifact_mcp.storage.usecases.links import file_target
@@ -53,7 +53,7 @@ def pages_router(console: Console) -> APIRouter:
     @router.get("/artifacts", response_class=HTMLResponse)
     async def artifact_list(request: Request, thread_id: str | None = None, artifact_type: str | None = None,
                             status: str | None = None, tags: str | None = None, created_by: str | None = None,
-                            cursor: str | None = None) -> HTMLResponse:
+                            sort: ListOrder = "newest", cursor: str | None = None) -> HTMLResponse:
         access = console.access(request)
         filters = {"thread_id": _blank(thread_id), "artifact_types": _blank(artifact_type), "status": _blank(status),
                    "tags": [t.strip() for t in (tags or "").split(",") if t.strip()] or None,
@@ -62,9 +62,9 @@ def pages_router(console: Console) -> APIRouter:
             body = ListBody.model_validate({**filters, "limit": PAGE_SIZE, "cursor": _blank(cursor)})
         except ValidationError as exc:
             raise _invalid(exc) from None
-        page = await artifacts.list_artifacts(store(), access, body)
+        page = await artifacts.list_artifacts(store(), access, body, order=sort)
         form = {"thread_id": thread_id or "", "artifact_type": artifact_type or "", "status": status or "",
-                "tags": tags or "", "created_by": created_by or ""}
+                "tags": tags or "", "created_by": created_by or "", "sort": "" if sort == "newest" else sort}
         query = "&".join(f"{k}={quote(v)}" for k, v in form.items() if v)
         return console.render(request, "artifacts.html", access=access, page=page, form=form, query=query,
                               first=cursor is None, nav="artifacts")
@@ -129,12 +129,15 @@ def pages_router(console: Console) -> APIRouter:
         return console.render(request, "threads.html", access=access, threads=found, nav="threads")
 
     @router.get("/threads/{thread_id}", response_class=HTMLResponse)
-    async def thread(request: Request, thread_id: ThreadPath, cursor: str | None = None) -> HTMLResponse:
+    async def thread(request: Request, thread_id: ThreadPath, sort: ListOrder = "oldest",
+                     cursor: str | None = None) -> HTMLResponse:
         access = console.access(request)
         body = ListBody(limit=PAGE_SIZE, cursor=_blank(cursor))
-        page = await artifacts.list_artifacts(store(), access, body, thread_id=thread_id)
-        return console.render(request, "thread.html", access=access, thread_id=thread_id, page=page,
-                              first=cursor is None, nav="threads")
+        # A timeline reads in order: oldest first unless asked otherwise.
+        page = await artifacts.list_artifacts(store(), access, body, thread_id=thread_id, order=sort)
+        return console.render(request, "thread.html", access=access, thread_id=thread_id, page=page, sort=sort,
+                              query="" if sort == "oldest" else f"sort={sort}", first=cursor is None,
+                              nav="threads")
 
     @router.get("/sources", response_class=HTMLResponse)
     async def sources(request: Request, cursor: str | None = None) -> HTMLResponse:

@@ -17,6 +17,7 @@ from artifact_mcp.storage.models import (
     ArtifactPage,
     ArtifactPatch,
     DeleteResult,
+    ListOrder,
     NewArtifact,
     NewFileArtifact,
     ThreadSummary,
@@ -87,9 +88,9 @@ async def await_index(store: StoreClient, access: Access, art: Artifact, wait: W
     return await store.wait_indexed(access.scope, art.artifact_id, wait.wait_timeout_seconds, on_state)
 
 
-async def list_artifacts(store: StoreClient, access: Access, body: ListBody,
-                         thread_id: str | None = None) -> ArtifactPage:
-    return await store.list(access.scope, body.to_query(thread_id))
+async def list_artifacts(store: StoreClient, access: Access, body: ListBody, thread_id: str | None = None,
+                         order: ListOrder = "newest") -> ArtifactPage:
+    return await store.list(access.scope, body.to_query(thread_id).model_copy(update={"order": order}))
 
 
 async def get_artifact(store: StoreClient, access: Access, artifact_id: str, opts: ReadOptions) -> Artifact:
