@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -92,3 +93,28 @@ def make_pdf(text: str) -> bytes:
     from tests.test_chunking import make_pdf as pdf
 
     return pdf([text])
+
+
+def messages(page: Page) -> tuple[list[str], list[str]]:
+    """What the page logs to its console, and the dialogs it opens (each dismissed)."""
+    logged: list[str] = []
+    dialogs: list[str] = []
+    page.on("console", lambda m: logged.append(m.text))
+
+    def on_dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
+    return logged, dialogs
+
+
+def console_session(server: Server, who: str) -> httpx.Client:
+    """An HTTP client holding `who`'s console session (signed in through the form, CSRF and all)."""
+    http = httpx.Client(base_url=server.url, timeout=TIMEOUT)
+    form = http.get("/ui/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token
+    signed = http.post("/ui/login", data={"csrf_token": token.group(1), "token": server.tokens[who], "next": ""})
+    assert signed.status_code == 303, signed.text
+    return http

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.conftest import TEST_EMBEDDING, server_env
 from tests.support_browser import chromium
-from tests.support_console import GLOBEX, MARKER, Rest, csrf_of, make_pdf, shoot, sign_in
+from tests.support_console import GLOBEX, MARKER, Rest, console_session, csrf_of, make_pdf, messages, shoot, sign_in
 from tests.support_http import Server, cli, create_token, serve_http
 from tests.test_stdio import TIMEOUT
 
@@ -138,7 +138,7 @@ def test_cursor_paging(server: Server, seeded: dict[str, Any]) -> None:
     walt = Rest(server, "walt")
     made = [walt.create(name=f"bulk {i}", content=f"bulk item {i}", thread_id="bulk", wait_for_index=False)
             for i in range(55)]
-    jar = _session(server, "walt")
+    jar = console_session(server, "walt")
     first = jar.get("/ui/artifacts", params={"thread_id": "bulk"})
     assert first.status_code == 200
     ids = re.findall(r'data-artifact="(art_[0-9a-f]+)"', first.text)
@@ -316,22 +316,9 @@ def test_other_tenant_sees_nothing(server: Server, seeded: dict[str, Any], brows
     context.close()
 
 
-def _messages(page: Page) -> tuple[list[str], list[str]]:
-    logged: list[str] = []
-    dialogs: list[str] = []
-    page.on("console", lambda m: logged.append(m.text))
-
-    def on_dialog(d: Any) -> None:
-        dialogs.append(d.message)
-        d.dismiss()
-
-    page.on("dialog", on_dialog)
-    return logged, dialogs
-
-
 def test_stored_xss_never_runs(server: Server, seeded: dict[str, Any], browser: Browser, shots: Path) -> None:
     context, page = sign_in(browser, server, "ada")
-    logged, dialogs = _messages(page)
+    logged, dialogs = messages(page)
     for key in ("html", "md", "svg"):
         response = page.goto(f"{server.url}/ui/artifacts/{seeded[key]['artifact_id']}")
         assert response is not None
@@ -372,9 +359,11 @@ def test_rerun_failed_index_job(server: Server, seeded: dict[str, Any], browser:
     Rest(server, "walt").wait(art_id, {"failed"})  # the file is still broken: the new job fails again
     page.reload()
     rows = page.locator("table.jobs tbody tr")
-    assert rows.count() == 2
-    # Nothing failed to re-run now that a job is running? It failed again, so the button is back; a second
-    # re-run through a stale form after deleting the job's reason is refused with a clear message.
+    assert rows.count() == 2  # the new job beside the old one, newest first, with its own attempts and error
+    newest = rows.first.inner_text()
+    assert "failed" in newest and "cannot read PDF" in newest
+    assert page.locator("text=Re-run index job").count() == 1
+    # An artifact whose index job succeeded has nothing to re-run: a clear 422, nothing queued.
     refused = page.request.post(f"{server.url}/ui/artifacts/{seeded['code']['artifact_id']}/reindex",
                                 form={"csrf_token": csrf_of(page)})
     assert refused.status == 422 and "nothing to re-run" in refused.text()
@@ -434,19 +423,8 @@ def test_reading_works_without_javascript(server: Server, seeded: dict[str, Any]
     context.close()
 
 
-def _session(server: Server, who: str) -> httpx.Client:
-    """An HTTP client holding `who`'s console session (signed in through the form, CSRF and all)."""
-    http = httpx.Client(base_url=server.url, timeout=TIMEOUT)
-    form = http.get("/ui/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token
-    signed = http.post("/ui/login", data={"csrf_token": token.group(1), "token": server.tokens[who], "next": ""})
-    assert signed.status_code == 303, signed.text
-    return http
-
-
 def test_unknown_pages_and_bad_ids_are_pages_not_5xx(server: Server, seeded: dict[str, Any]) -> None:
-    http = _session(server, "rita")
+    http = console_session(server, "rita")
     for path, status in (("/ui/nope", 404), ("/ui/artifacts/art_nope", 422),
                          (f"/ui/artifacts/art_{'0' * 32}", 404), ("/ui/threads/bad%20id", 422),
                          ("/ui/artifacts?cursor=garbage", 422), ("/ui/search?q=" + "x" * 5000, 422)):
