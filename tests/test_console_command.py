@@ -19,7 +19,7 @@ from mcp.client.stdio import stdio_client
 from tests.conftest import call, server_env
 from tests.support_browser import chromium
 from tests.support_console import shoot
-from tests.support_http import free_port, stop, wait_for_port
+from tests.support_http import create_token, free_port, stop, wait_for_port
 from tests.test_stdio import TIMEOUT, open_client, server_command, stdio_params
 
 pytestmark = pytest.mark.anyio
@@ -98,3 +98,19 @@ def test_console_help_names_the_flags() -> None:
     done = subprocess.run([server_command(), "console", "--help"], capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0
     assert "--port" in done.stdout and "--auth" in done.stdout and "127.0.0.1" in done.stdout
+
+
+def test_console_signs_in_with_tokens_by_default(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = create_token(data, "lee", ["default/default/default"], ["read"])
+    with console(data) as url:
+        http = httpx.Client(base_url=url, timeout=TIMEOUT)
+        first = http.get("/ui/artifacts")
+        assert first.status_code == 303 and first.headers["location"].startswith("/ui/login?next=")
+        form = http.get(first.headers["location"])
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf
+        signed = http.post("/ui/login", data={"csrf_token": csrf.group(1), "token": token, "next": "/ui/artifacts"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/artifacts"
+        page = http.get("/ui/artifacts")
+        assert page.status_code == 200 and 'data-principal="lee"' in page.text

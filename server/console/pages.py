@@ -16,6 +16,7 @@ from artifact_mcp.server.console import render
 from artifact_mcp.server.console.web import Console
 from artifact_mcp.server.routes.link_downloads import serve_target
 from artifact_mcp.storage.errors import InvalidInput
+from artifact_mcp.storage.jobs import INDEX_JOB_TYPES
 from artifact_mcp.storage.models import ARTIFACT_ID_PATTERN, ID_PATTERN, ListOrder, QueryRequest
 from artifact_mcp.storage.usecases import artifacts, recall, stats
 from artifact_mcp.storage.usecases.bodies import ListBody, ReadOptions
@@ -95,11 +96,12 @@ def pages_router(console: Console) -> APIRouter:
         jobs = await recall.list_jobs(store(), access, artifact_id)
         versions = await artifacts.list_versions(store(), access, artifact_id)
         shown = render.render(art)
-        failed = any(j.type in ("index", "reindex") and j.status == "failed"
-                     for j in jobs.jobs[:1] if j.artifact_id == art.artifact_id)
+        # The re-run button: this version's last index job gave up (what retry_index accepts).
+        last_index = next((j for j in jobs.jobs if j.artifact_id == art.artifact_id and j.type in INDEX_JOB_TYPES),
+                          None)
         return console.render(request, "artifact.html", access=access, art=art, shown=shown, jobs=jobs.jobs,
-                              versions=versions.versions, index_failed=failed or art.status == "failed",
-                              nav="artifacts")
+                              versions=versions.versions, nav="artifacts",
+                              index_failed=last_index is not None and last_index.status == "failed")
 
     @router.get("/artifacts/{artifact_id}/diff", response_class=HTMLResponse)
     async def diff(request: Request, artifact_id: ArtifactPath, a: ArtifactId | None = None,
