@@ -42,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "rita": create_token(data, "rita", ["acme/research/main"], ["read"]),
         "walt": create_token(data, "walt", ["acme/research/main"], ["write"]),
         "gus": create_token(data, "gus", ["globex/ops/main"], ["admin"]),
+        "wanda": create_token(data, "wanda", ["acme/*/*"], ["read"]),  # no default scope: she chooses one
     }
     # One index attempt, so a broken file fails at once and the console can re-run its job.
     env = server_env(ARTIFACT_MCP_INDEX_MAX_ATTEMPTS="1")
@@ -421,6 +422,29 @@ def test_reading_works_without_javascript(server: Server, seeded: dict[str, Any]
     page.goto(f"{server.url}/ui/search?q=margins")
     assert _ids(page, "ol.hits > li")[0] == seeded["pdf"]["artifact_id"]
     context.close()
+
+
+def test_a_token_without_default_scope_chooses_one(server: Server, seeded: dict[str, Any]) -> None:
+    http = console_session(server, "wanda")
+    chooser = http.get("/ui/")
+    assert chooser.status_code == 200 and "Choose a scope" in chooser.text and "acme/*/*" in chooser.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', chooser.text)
+    assert csrf
+    for scope, status in (("globex/ops/main", 403), ("acme/*/main", 422), ("nonsense", 422)):
+        refused = http.post("/ui/scope", data={"csrf_token": csrf.group(1), "scope": scope})
+        assert refused.status_code == status, (scope, refused.status_code)
+        assert "amcp_scope" not in refused.headers.get("set-cookie", "")
+    chosen = http.post("/ui/scope", data={"csrf_token": csrf.group(1), "scope": "acme/research/main"})
+    assert chosen.status_code == 303
+    listed = http.get("/ui/artifacts", params={"tags": "finance"})
+    assert seeded["report_v2"]["artifact_id"] in listed.text and seeded["secret"]["artifact_id"] not in listed.text
+    assert 'class="inline scope-switch"' in listed.text  # she may switch again from the header
+    # A scope cookie forged to point outside her grants is ignored: the chooser again, never the other tenant.
+    http.cookies.set("amcp_scope", "globex/ops/main", domain="127.0.0.1", path="/ui")
+    forged = http.get("/ui/artifacts")
+    assert "Choose a scope" in forged.text and seeded["secret"]["artifact_id"] not in forged.text
+    # One concrete grant: nothing to switch.
+    assert 'scope-switch' not in console_session(server, "gus").get("/ui/").text
 
 
 def test_unknown_pages_and_bad_ids_are_pages_not_5xx(server: Server, seeded: dict[str, Any]) -> None:

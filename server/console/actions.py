@@ -9,8 +9,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from artifact_mcp.server.console.session import SESSION_COOKIE
-from artifact_mcp.server.console.web import Console
+from artifact_mcp.server.console.session import SCOPE_COOKIE, SESSION_COOKIE
+from artifact_mcp.server.console.web import Console, SignInRequired, chosen_scope
+from artifact_mcp.storage.access import Access
 from artifact_mcp.storage.errors import InvalidInput
 from artifact_mcp.storage.generate.models import GenerateSpec
 from artifact_mcp.storage.models import ARTIFACT_ID_PATTERN, ID_PATTERN, PromoteRequest
@@ -68,7 +69,25 @@ def actions_router(console: Console) -> APIRouter:
         await console.check_post(request)
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path=base or "/", httponly=True, samesite="strict")
+        for name in (SESSION_COOKIE, SCOPE_COOKIE):
+            response.delete_cookie(name, path=base or "/", httponly=True, samesite="strict")
+        return response
+
+    @router.post("/scope")
+    async def choose_scope(request: Request, scope: Annotated[str, Form(max_length=400)] = "") -> Response:
+        """Show another scope the principal may read: kept in a cookie, re-checked on every request."""
+        await console.check_post(request)
+        principal = console.principal(request)
+        if principal is None:
+            raise SignInRequired
+        chosen = chosen_scope(scope)
+        if chosen is None:
+            raise InvalidInput(f"scope {scope.strip()!r} is not org/workspace/namespace with three names (no '*')")
+        Access.check(principal, chosen, "read")  # Forbidden when outside the token's grants
+        base = request.scope.get("root_path", "")
+        response = RedirectResponse(f"{base}/", status_code=303)
+        response.set_cookie(SCOPE_COOKIE, chosen.label(), httponly=True, samesite="strict",
+                            secure=console.secure(request), path=base or "/")
         return response
 
     @router.post("/artifacts/{artifact_id}/promote")

@@ -14,7 +14,14 @@ from starlette.types import ASGIApp
 from artifact_mcp.server.console import render
 from artifact_mcp.server.console.actions import actions_router
 from artifact_mcp.server.console.pages import pages_router
-from artifact_mcp.server.console.web import STATIC, Console, CsrfFailed, SecurityHeaders, SignInRequired
+from artifact_mcp.server.console.web import (
+    STATIC,
+    Console,
+    CsrfFailed,
+    ScopeRequired,
+    SecurityHeaders,
+    SignInRequired,
+)
 from artifact_mcp.server.routes.errors import STATUS_FOR
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.storage.errors import StoreError
@@ -48,6 +55,10 @@ def console_app(runtime: Runtime) -> ASGIApp:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{base}/login?next={_quote(target)}", status_code=303)
         return page(request, 401, "your session has ended (or you never signed in): sign in and try again")
+
+    @app.exception_handler(ScopeRequired)
+    async def scope_required(request: Request, exc: ScopeRequired) -> Response:
+        return console.render(request, "scope.html", grants=[g.label() for g in exc.principal.scopes])
 
     @app.exception_handler(CsrfFailed)
     async def csrf(request: Request, exc: CsrfFailed) -> Response:

@@ -25,6 +25,7 @@ from artifact_mcp.storage.access import Principal
 
 SESSION_COOKIE = "amcp_session"
 CSRF_COOKIE = "amcp_csrf"
+SCOPE_COOKIE = "amcp_scope"  # the scope this browser chose (checked against the principal on every request)
 SESSION_SECONDS = 12 * 3600
 KEY_FILE = "console-session.key"
 

@@ -12,12 +12,22 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from artifact_mcp.server.auth.http import principal_of
-from artifact_mcp.server.console.session import CSRF_COOKIE, SESSION_COOKIE, Sessions, load_key, new_anchor
+from artifact_mcp.server.console.session import (
+    CSRF_COOKIE,
+    SCOPE_COOKIE,
+    SESSION_COOKIE,
+    Sessions,
+    load_key,
+    new_anchor,
+)
 from artifact_mcp.server.runtime import Runtime
-from artifact_mcp.storage.access import Access, Permission, Principal, ScopeParams
+from artifact_mcp.storage.access import Access, Permission, Principal, ScopeGrant, ScopeParams
+from artifact_mcp.storage.errors import StoreError
+from artifact_mcp.storage.models import Scope
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -35,6 +45,24 @@ PAGE_HEADERS = {
 
 class SignInRequired(Exception):
     """No session (or it ended): pages redirect to the sign-in form."""
+
+
+class ScopeRequired(Exception):
+    """A principal with no home scope (wildcard grants, no default) has not chosen one yet: the chooser page."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__("choose a scope")
+        self.principal = principal
+
+
+def chosen_scope(text: str | None) -> Scope | None:
+    """`org/workspace/namespace` (all three concrete), or None."""
+    if not text:
+        return None
+    try:
+        return ScopeGrant.parse(text).concrete()
+    except StoreError:
+        return None
 
 
 class CsrfFailed(Exception):
@@ -67,10 +95,23 @@ class Console:
         return session.principal if session else None
 
     def access(self, request: Request, need: Permission = "read") -> Access:
+        """The signed-in principal in the scope this browser chose (the `amcp_scope` cookie, while the principal
+        still sees it), else in its home scope (default scope, or its one concrete grant)."""
         principal = self.principal(request)
         if principal is None:
             raise SignInRequired
+        chosen = chosen_scope(request.cookies.get(SCOPE_COOKIE))
+        if chosen is not None and principal.sees(chosen):
+            return Access.check(principal, chosen, need)
+        if principal.home() is None:
+            raise ScopeRequired(principal)
         return Access.resolve(principal, ScopeParams(), need)
+
+    def switchable(self, principal: Principal | None) -> bool:
+        """Whether this principal can act in more than one scope (the header then offers to switch)."""
+        if principal is None:
+            return False
+        return principal.trusted or len(principal.scopes) > 1 or any(g.concrete() is None for g in principal.scopes)
 
     def may(self, access: Access, need: Permission) -> bool:
         return access.principal.sees(access.scope) and access.principal.can(need)
@@ -110,7 +151,7 @@ class Console:
             base=base, principal=principal, access=access, auth=self.runtime.auth_enabled,
             can_write=access is not None and self.may(access, "write"),
             can_admin=access is not None and self.may(access, "admin"),
-            csrf=self.csrf_token(request), path=request.url.path,
+            csrf=self.csrf_token(request), path=request.url.path, switchable=self.switchable(principal),
         )
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
         self.set_anchor(request, response)
@@ -149,7 +190,7 @@ class SecurityHeaders:
         self.app = app
         self.runtime = runtime
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
