@@ -10,8 +10,9 @@
 3. Drive Debian's Chromium (Playwright) through the console and time each page: the artifacts list (first page,
    50 rows), the list filtered by thread and by tag, oldest first, following "Next page" through the cursor
    pages, and search (hybrid, each query text a fresh SciFact query). Per page: the navigation's wall time in
-   the browser until `load` ("page"), and the Navigation Timing of the document (request start -> response end:
-   "server").
+   the browser until `load` ("page"), and from the document's Navigation Timing: request start -> response end
+   ("server": the console's own time plus one local round trip) and response end -> load event ("browser":
+   parsing, styles, htmx, layout).
 
     .venv/bin/python bench/console.py --artifacts 100000 --out bench/results/console.json
 
@@ -68,15 +69,15 @@ def _chunks_for(docs: list[tuple[str, str]], artifacts: int) -> int:
     return max(1, round(artifacts * per_doc))
 
 
-def _timed(page: Any, url: str) -> tuple[float, float]:
+def _timed(page: Any, url: str) -> tuple[float, float, float]:
     started = time.perf_counter()
     response = page.goto(url, wait_until="load")
     wall = (time.perf_counter() - started) * 1000
     if response is None or response.status != 200:
         raise SystemExit(f"{url}: {response.status if response else 'no response'}")
-    nav = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
-                        " return n.responseEnd - n.requestStart; }")
-    return wall, float(nav)
+    server, render = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
+                                   " return [n.responseEnd - n.requestStart, n.loadEventStart - n.responseEnd]; }")
+    return wall, float(server), float(render)
 
 
 def _run_pages(url: str, queries: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -86,10 +87,10 @@ def _run_pages(url: str, queries: list[str], args: argparse.Namespace) -> dict[s
     rng = random.Random(7)
     out: dict[str, dict[str, list[float]]] = {}
 
-    def record(name: str, timing: tuple[float, float]) -> None:
-        slot = out.setdefault(name, {"page": [], "server": []})
-        slot["page"].append(timing[0])
-        slot["server"].append(timing[1])
+    def record(name: str, timing: tuple[float, float, float]) -> None:
+        slot = out.setdefault(name, {"page": [], "server": [], "browser": []})
+        for kind, value in zip(("page", "server", "browser"), timing, strict=True):
+            slot[kind].append(value)
 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -119,10 +120,12 @@ def _run_pages(url: str, queries: list[str], args: argparse.Namespace) -> dict[s
 
 def table(result: dict[str, Any]) -> str:
     lines = [f"N={result['build']['artifacts']:,} artifacts ({result['build']['default_scope_artifacts']:,} in the "
-             "console's scope)", f"{'page':<22}{'page p50':>10}{'p95':>9}{'server p50':>12}{'p95':>9}{'n':>6}"]
+             "console's scope)", f"{'page':<23}{'page p50':>9}{'p95':>8}{'server p50':>11}{'p95':>8}"
+             f"{'browser p50':>12}{'p95':>8}{'n':>5}"]
     for name, t in result["pages"].items():
-        lines.append(f"{name:<22}{t['page']['p50_ms']:>10.1f}{t['page']['p95_ms']:>9.1f}"
-                     f"{t['server']['p50_ms']:>12.1f}{t['server']['p95_ms']:>9.1f}{t['page']['n']:>6}")
+        lines.append(f"{name:<23}{t['page']['p50_ms']:>9.1f}{t['page']['p95_ms']:>8.1f}"
+                     f"{t['server']['p50_ms']:>11.1f}{t['server']['p95_ms']:>8.1f}"
+                     f"{t['browser']['p50_ms']:>12.1f}{t['browser']['p95_ms']:>8.1f}{t['page']['n']:>5}")
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ A FastAPI app of its own: its HTML routes stay out of the REST API's OpenAPI doc
 not JSON. Static files (htmx, CSS) come from the package: no build step at install time.
 """
 
+import hashlib
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,10 +38,11 @@ def console_app(runtime: Runtime) -> ASGIApp:
     app = FastAPI(title="artifact-mcp console", openapi_url=None, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     css = render.pygments_css()
+    console.versions["pygments.css"] = hashlib.sha256(css.encode()).hexdigest()[:12]
 
     @app.get("/static-gen/pygments.css", include_in_schema=False)
     async def pygments_css() -> Response:
-        return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+        return Response(css, media_type="text/css")
 
     app.include_router(actions_router(console))
     app.include_router(pages_router(console))

@@ -3,6 +3,7 @@ and rendering a template with what every page shows (the principal, what it may 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ class Console:
         self.runtime = runtime
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["scope_label"] = lambda s: s.label()
+        # Static URLs carry their content's hash, so browsers keep them (immutable) until the package changes.
+        self.versions = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in STATIC.iterdir()
+                         if p.is_file()}
         self._sessions: Sessions | None = None
 
     @property
@@ -152,6 +156,7 @@ class Console:
             can_write=access is not None and self.may(access, "write"),
             can_admin=access is not None and self.may(access, "admin"),
             csrf=self.csrf_token(request), path=request.url.path, switchable=self.switchable(principal),
+            v=self.versions,
         )
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
         self.set_anchor(request, response)
@@ -203,9 +208,12 @@ class SecurityHeaders:
             await response(scope, receive, send)
             return
 
-        # Static files are revalidated (ETag -> 304) instead of fetched again with every page.
-        static = scope["path"].startswith((f"{scope.get('root_path', '')}/static", "/static"))
-        extra = {**PAGE_HEADERS, "Cache-Control": "no-cache"} if static else PAGE_HEADERS
+        # Static files: kept for good under a versioned URL (`?v=<hash>`, what the pages link), else revalidated.
+        extra = PAGE_HEADERS
+        if scope["path"].startswith((f"{scope.get('root_path', '')}/static", "/static")):
+            versioned = b"v=" in scope.get("query_string", b"")
+            extra = {**PAGE_HEADERS,
+                     "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache"}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
