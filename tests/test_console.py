@@ -259,6 +259,7 @@ def test_reader_sees_no_buttons_and_is_refused(server: Server, seeded: dict[str,
     assert page.locator("text=Download").count() == 1
     for label in ("Promote to source", "Delete (all versions)", "Pin"):
         assert page.locator(f"button:has-text('{label}')").count() == 0, label
+    assert page.locator("summary:has-text('Delete')").count() == 0
     # Her own, valid CSRF token and session: still 403, and nothing changed.
     token = csrf_of(page)
     for action, form in (("promote", {}), ("delete", {}), ("pin", {"pinned": "true"})):
@@ -401,6 +402,8 @@ def test_delete_and_revoked_session(server: Server, seeded: dict[str, Any], brow
     victim = Rest(server, "ada").create(name="Throwaway", content="to be deleted")
     context, page = sign_in(browser, server, "tmp-admin")
     page.goto(f"{server.url}/ui/artifacts/{victim['artifact_id']}")
+    assert not page.locator("button:has-text('Delete (all versions)')").is_visible()  # one more click to confirm
+    page.click("summary:has-text('Delete')")
     page.click("button:has-text('Delete (all versions)')")
     page.wait_for_url("**/ui/artifacts?notice=*")
     assert "deleted 1 version" in page.locator(".notice").inner_text()
