@@ -245,6 +245,9 @@ def test_admin_promotes_and_the_source_is_listed(server: Server, seeded: dict[st
     page.wait_for_selector(".notice")
     assert "promoted" in page.locator(".notice").inner_text().lower()
     assert Rest(server, "ada").get(art_id)["promoted_to_source_id"]
+    # The access log names who did it (the session's principal), never the token.
+    promoted = [line for line in server.log.splitlines() if f"POST /ui/artifacts/{art_id}/promote" in line]
+    assert promoted and '"principal": "ada"' in promoted[-1] and server.tokens["ada"] not in server.log
     page.click("nav >> text=Sources")
     page.wait_for_url("**/ui/sources")
     assert _ids(page) == [art_id]

@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from artifact_mcp.server.auth.http import principal_of
+from artifact_mcp.server.auth.http import CLAIM, principal_of
 from artifact_mcp.server.console.session import (
     CSRF_COOKIE,
     SCOPE_COOKIE,
@@ -96,7 +98,15 @@ class Console:
         if direct is not None:
             return direct
         session = self.sessions.resolve(request.cookies.get(SESSION_COOKIE))
-        return session.principal if session else None
+        if session is None:
+            return None
+        # As if the token had come as a bearer header: the access log names the principal of console requests too
+        # (the session stands in for the token, which the console never holds).
+        principal = session.principal
+        request.scope["user"] = AuthenticatedUser(AccessToken(
+            token="console-session", client_id=principal.principal_id, scopes=sorted(principal.permissions),
+            subject=principal.principal_id, claims={CLAIM: principal.model_dump(mode="json")}))
+        return principal
 
     def access(self, request: Request, need: Permission = "read") -> Access:
         """The signed-in principal in the scope this browser chose (the `amcp_scope` cookie, while the principal
