@@ -16,21 +16,9 @@ from playwright.sync_api import Browser, Page
 
 from tests.conftest import TEST_EMBEDDING, server_env
 from tests.support_browser import chromium
-from tests.support_console import GLOBEX, MARKER, Rest, console_session, csrf_of, make_pdf, messages, shoot, sign_in
+from tests.support_console import MARKER, Rest, console_session, csrf_of, messages, seed, shoot, sign_in
 from tests.support_http import Server, cli, create_token, serve_http
 from tests.test_stdio import TIMEOUT
-
-REPORT_V1 = "# Q3 revenue report\n\nQuarterly revenue grew by twelve percent.\n\n## Costs\n\nCosts were flat.\n"
-REPORT_V2 = "# Q3 revenue report\n\nQuarterly revenue grew by fifteen percent.\n\n## Costs\n\nCosts were flat.\n"
-XSS_HTML = (f'<h2>Hostile page</h2><script>console.log("{MARKER}-script"); alert(1)</script>'
-            f'<img src="x" onerror="console.log(\'{MARKER}-onerror\'); alert(2)">'
-            f'<a id="evil" href="javascript:console.log(\'{MARKER}-href\');alert(3)">click me</a>'
-            f'<p onmouseover="alert(4)">hover</p><iframe src="javascript:alert(5)"></iframe>')
-XSS_MD = (f"# Hostile markdown\n\n<script>alert('{MARKER}')</script>\n\n[click me](javascript:alert(6))\n\n"
-          f"<img src=x onerror=\"console.log('{MARKER}-md')\">\n")
-XSS_SVG = (f'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" onload="console.log(\'{MARKER}-svg\')">'
-           f'<script>console.log("{MARKER}-svg-script"); alert(7)</script><rect width="40" height="40" fill="red"/>'
-           '</svg>').encode()
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def seeded(server: Server) -> dict[str, Any]:
-    ada, gus = Rest(server, "ada"), Rest(server, "gus", GLOBEX)
-    report = ada.create(name="Q3 revenue report", content=REPORT_V1, mime_type="text/markdown", thread_id="q3-review",
-                        tags=["finance", "q3"], artifact_type="report", source_tool="writer")
-    report_v2 = ada.update(report["artifact_id"], content=REPORT_V2, mime_type="text/markdown")
-    notes = ada.create(name="Meeting notes", content="Staffing notes: hire two engineers.", thread_id="q3-review",
-                       tags=["people"])
-    data = ada.create(name="Metrics", content={"revenue": {"q2": 100, "q3": 115}, "regions": ["eu", "us"]},
-                      tags=["finance"])
-    pdf = ada.upload("Board deck", "deck.pdf", make_pdf("Board deck about margins"), "application/pdf")
-    code = ada.create(name="etl.py", content="def load(rows):\n    return [r for r in rows if r]\n",
-                      file_name="etl.py", mime_type="text/x-python", artifact_type="code")
-    html = ada.create(name="Hostile HTML", content=XSS_HTML, mime_type="text/html")
-    md = ada.create(name="Hostile markdown", content=XSS_MD, mime_type="text/markdown")
-    svg = ada.upload("Hostile SVG", "evil.svg", XSS_SVG, "image/svg+xml")
-    broken = ada.upload("Broken PDF", "broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "application/pdf",
-                        wait=False)
-    ada.wait(broken["artifact_id"], {"failed"})
-    secret = gus.create(name="Globex merger plan", content="Globex revenue plan: confidential.", thread_id="q3-review")
-    return {"report": report, "report_v2": report_v2, "notes": notes, "data": data, "pdf": pdf, "code": code,
-            "html": html, "md": md, "svg": svg, "broken": broken, "secret": secret}
+    return seed(server)
 
 
 @pytest.fixture(scope="module")
