@@ -360,9 +360,15 @@ def test_generate_thread_summary_and_timeline(server: Server, seeded: dict[str, 
     page.click("button:has-text('Generate')")
     page.wait_for_url(re.compile(r".*/ui/artifacts/art_[0-9a-f]+\?notice=.*"))
     new_id = page.url.split("/ui/artifacts/")[1].split("?")[0]
-    done = Rest(server, "walt").wait(new_id, {"completed", "failed"})
+    # The page follows the job by itself (htmx polling) until the document is written: no reload.
+    arrived = page.locator("#art .badge").first.inner_text()
+    assert arrived in ("processing", "completed")
+    assert page.locator("#art.live").count() == (arrived == "processing")
+    page.wait_for_selector(".rendered h1, .rendered h2", timeout=30_000)
+    assert page.locator("#art.live").count() == 0  # polling stops with the job
+    assert page.locator("#art .badge").first.inner_text() == "completed"
+    done = Rest(server, "walt").get(new_id)
     assert done["status"] == "completed" and done["document_type"] == "report" and done["thread_id"] == "q3-review"
-    page.reload()
     assert "Q3 revenue report" in page.locator(".rendered").inner_text()
     context.close()
 
