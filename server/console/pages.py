@@ -1,8 +1,8 @@
 """The console's reading pages: overview, artifacts (filters, cursor paging), search, an artifact (content by type,
 jobs, versions), a diff between two versions, threads, sources; and the artifact's bytes (inline or download).
 
-Each page authorizes an Access (the signed-in principal in its home scope) and calls the use cases every other door
-calls; nothing here reads the store another way.
+Each page authorizes an Access (the signed-in principal in its chosen or home scope) and calls the use cases every
+other door calls; nothing here reads the store another way.
 """
 
 from typing import Annotated
