@@ -83,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     common(revoke)
     revoke.add_argument("token_id")
 
+    console = sub.add_parser("console", help="serve the web console on 127.0.0.1 over this data directory",
+                             description="Serve the web console (http://127.0.0.1:PORT/ui) over the store of this "
+                             "data directory, beside stdio servers that use it.")
+    common(console)
+    console.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8000)")
+    console.add_argument("--auth", choices=["tokens", "none"],
+                         help="'tokens' (default): sign in with a token from `artifact-mcp token create`; 'none' "
+                         "trusts everyone who can reach 127.0.0.1")
+    console.add_argument("--org-id", help="the scope the console shows with --auth none (default 'default')")
+    console.add_argument("--workspace-id")
+    console.add_argument("--namespace-id")
+    console.add_argument("--embedding-model", help="must match the stdio servers' (see `serve --help`)")
+
     gc = sub.add_parser("gc", help="remove expired artifacts and unreferenced blobs now, then exit")
     common(gc)
 
@@ -235,6 +248,10 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure("ERROR" if people else settings.log_level)
     if args.command == "serve":
         serve(settings)
+    elif args.command == "console":
+        from artifact_mcp.server.console.command import run_console
+
+        run_console(settings.model_copy(update={"transport": "http", "host": "127.0.0.1"}))
     elif args.command == "gc":
         gc(settings)
     elif args.command == "token":

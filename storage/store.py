@@ -27,6 +27,7 @@ from artifact_mcp.storage.models import (
     ContentBody,
     DeleteResult,
     FilePatch,
+    Job,
     JobList,
     ListQuery,
     NewArtifact,
@@ -37,6 +38,7 @@ from artifact_mcp.storage.models import (
     QueryResult,
     Scope,
     StagedBlob,
+    ThreadSummary,
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
@@ -166,6 +168,10 @@ class ArtifactStore:
         return self._reads.versions(scope, artifact_id)
 
     @operation(retryable=True)
+    def threads(self, scope: Scope, limit: int = 200) -> list[ThreadSummary]:
+        return self._reads.threads(scope, limit)
+
+    @operation(retryable=True)
     def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
         return self._reads.read_content(scope, artifact_id)
 
@@ -225,6 +231,10 @@ class ArtifactStore:
         """Insert an archived version with its own ids (bytes already staged, hash checked) and re-link its
         artifact's versions; an identical version already present is left as it is."""
         return self._transfer.restore_version(version, staged)
+    @operation(enqueues=True)
+    def retry_index(self, scope: Scope, artifact_id: str) -> tuple[Job, ChangeEvent]:
+        """Re-run a version's failed index job (a new job, fresh attempts)."""
+        return self.indexing.retry_failed(scope, artifact_id)
 
     # --- download links --------------------------------------------------------------------------
 

@@ -78,3 +78,13 @@ async def test_installed_wheel_serves_over_stdio(wheel: Path, tmp_path: Path) ->
         assert tools >= TOOLS, TOOLS - tools
         made = await client.call_tool("create_artifact", {"name": "from the wheel", "content": "hello"})
         assert not made.is_error and made.structured_content["version"] == 1
+
+
+def test_wheel_holds_the_console_templates_and_static_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    console = REPO / "server" / "console"
+    files = [p for d in ("templates", "static") for p in (console / d).iterdir() if p.is_file()]
+    assert any(p.name == "htmx.min.js" for p in files) and any(p.name == "base.html" for p in files)
+    for path in files:
+        member = f"artifact_mcp/{path.relative_to(REPO).as_posix()}"
+        assert member in names, f"{member} is missing from the wheel: declare it in [tool.setuptools.package-data]"
