@@ -50,6 +50,8 @@ def test_wheel_holds_every_subpackage_under_one_namespace(wheel: Path) -> None:
                 continue
             member = f"artifact_mcp/{source.relative_to(REPO).as_posix()}"
             assert member in names, f"{member} is missing from the wheel: list its package in pyproject.toml"
+    # Package data (pyproject [tool.setuptools.package-data]): the MCP App viewer's HTML.
+    assert "artifact_mcp/tools/viewer.html" in names, "declare the viewer as package data in pyproject.toml"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "artifact-mcp = artifact_mcp.server.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -22,7 +22,7 @@ __all__ = ["APP_MIME_TYPE", "EXTENSION_ID", "VIEWER_URI", "build_viewer_extensio
 @cache
 def viewer_html() -> str:
     # Package data (pyproject [tool.setuptools.package-data]): the installed wheel carries the file.
-    return files("artifact_mcp.tools").joinpath("ui/viewer.html").read_text(encoding="utf-8")
+    return files("artifact_mcp.tools").joinpath("viewer.html").read_text(encoding="utf-8")
 
 
 def viewer_meta() -> dict[str, Any]:
