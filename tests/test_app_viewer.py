@@ -125,6 +125,12 @@ def live(app_runtime: tuple[MCPServer, Runtime]) -> Iterator[Live]:
         yield Live(portal, client)
 
 
+@pytest.fixture(params=["iframe", "proxy"])
+def sandbox(request: pytest.FixtureRequest) -> str:
+    """How the host loads the view: a sandboxed iframe (desktop hosts) or the spec's sandbox proxy (web hosts)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as b:
@@ -140,12 +146,12 @@ def _handshake_in_order(host: AppHost) -> None:
     assert "ui/notifications/size-changed" in received
 
 
-def test_view_renders_markdown_artifact(live: Live, browser: Browser) -> None:
+def test_view_renders_markdown_artifact(live: Live, browser: Browser, sandbox: str) -> None:
     text = ("# Quarterly report\n\nRevenue **grew** by 12% in `Q3`.\n\n- alpha\n- beta\n\n"
             "| region | sales |\n|---|---|\n| north | 10 |\n\n```python\nprint('hi')\n```\n\n> a quote\n")
     art = live.ok("create_artifact", {"name": "Q3 report", "content": text, "mime_type": "text/markdown",
                                       "tags": ["finance"]})
-    with app_host(browser, live.result, live.read) as host:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, result = live.show(host, "get_artifact", {"artifact_id": art["artifact_id"]})
         expect(view.locator("h1.title")).to_have_text("Q3 report")
         body = view.locator(".body")
@@ -163,12 +169,16 @@ def test_view_renders_markdown_artifact(live: Live, browser: Browser) -> None:
         # The host context reached the view: its theme and style variables are applied.
         assert view.locator("html").get_attribute("data-theme") == "dark"
         assert view.locator("html").get_attribute("data-kind") == "artifact"
+        # Never the host's origin: opaque in the sandboxed iframe, the proxy's own origin behind the proxy.
+        origin = view.locator("html").evaluate("() => window.origin")
+        assert origin == ("http://sandbox.test" if sandbox == "proxy" else "null")
+        assert host.page.evaluate("() => window.origin") == "http://host.test"
 
 
-def test_view_renders_json_artifact(live: Live, browser: Browser) -> None:
+def test_view_renders_json_artifact(live: Live, browser: Browser, sandbox: str) -> None:
     content = {"model": "m1", "metrics": {"f1": 0.91, "recall": [0.8, 0.85]}, "ok": True}
     art = live.ok("create_artifact", {"name": "eval results", "content": content})
-    with app_host(browser, live.result, live.read) as host:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, _ = live.show(host, "get_artifact", {"artifact_id": art["artifact_id"]})
         expect(view.locator("h1.title")).to_have_text("eval results")
         pre = view.locator(".body pre.json")
@@ -183,10 +193,10 @@ HOSTILE = ("<script>window.parent.postMessage({pwned: 'script'}, '*')</script>\n
 
 
 @pytest.mark.parametrize("mime", ["text/markdown", "text/html", "text/plain"])
-def test_view_never_executes_artifact_content(live: Live, browser: Browser, mime: str) -> None:
+def test_view_never_executes_artifact_content(live: Live, browser: Browser, sandbox: str, mime: str) -> None:
     art = live.ok("create_artifact", {"name": "<b onmouseover=alert(1)>evil</b>", "content": HOSTILE,
                                       "mime_type": mime})
-    with app_host(browser, live.result, live.read) as host:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, _ = live.show(host, "get_artifact", {"artifact_id": art["artifact_id"]})
         expect(view.locator("h1.title")).to_have_text("<b onmouseover=alert(1)>evil</b>")  # as text
         body = view.locator(".body")
@@ -210,7 +220,7 @@ async def _indexed(client: Client, artifact_ids: list[str]) -> None:
                 await anyio.sleep(0.05)
 
 
-def test_view_shows_query_results_as_cards(live: Live, browser: Browser) -> None:
+def test_view_shows_query_results_as_cards(live: Live, browser: Browser, sandbox: str) -> None:
     ids = [live.ok("create_artifact", {"name": name, "content": body})["artifact_id"] for name, body in [
         ("Solar notes", "Solar panels convert sunlight into electricity; solar farms need land."),
         ("Wind notes", "Wind turbines and solar panels both feed the grid."),
@@ -218,7 +228,7 @@ def test_view_shows_query_results_as_cards(live: Live, browser: Browser) -> None
     ]]
     live.portal.call(_indexed, live.client, ids)
     args = {"query": "solar panels electricity", "mode": "keyword"}
-    with app_host(browser, live.result, live.read) as host:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, result = live.show(host, "query_artifacts", args)
         hits = result["structuredContent"]["results"]
         assert len(hits) >= 2
@@ -240,11 +250,11 @@ def test_view_shows_query_results_as_cards(live: Live, browser: Browser) -> None
         expect(view.locator("article.card")).to_have_count(len(hits))
 
 
-def test_view_diffs_two_versions(live: Live, browser: Browser) -> None:
+def test_view_diffs_two_versions(live: Live, browser: Browser, sandbox: str) -> None:
     v1 = live.ok("create_artifact", {"name": "plan", "content": "step one\nstep two\nstep three\n"})
     v2 = live.ok("update_artifact", {"artifact_id": v1["artifact_id"],
                                      "content": "step one\nstep 2, revised\nstep three\nstep four\n"})["artifact"]
-    with app_host(browser, live.result, live.read) as host:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, result = live.show(host, "list_artifact_versions", {"artifact_id": v2["artifact_id"]})
         assert [v["version"] for v in result["structuredContent"]["versions"]] == [1, 2]
         expect(view.locator("table.versions tbody tr")).to_have_count(2)
@@ -262,8 +272,8 @@ def test_view_diffs_two_versions(live: Live, browser: Browser) -> None:
         expect(view.locator(".diff-out .diffstat")).to_have_text("v2 → v2: +0 -0 (identical content)")
 
 
-def test_view_shows_tool_errors(live: Live, browser: Browser) -> None:
-    with app_host(browser, live.result, live.read) as host:
+def test_view_shows_tool_errors(live: Live, browser: Browser, sandbox: str) -> None:
+    with app_host(browser, live.result, live.read, sandbox) as host:
         view, result = live.show(host, "get_artifact", {"artifact_id": "art_" + "0" * 32})
         assert result["isError"] is True
         expect(view.locator(".error")).to_contain_text("art_" + "0" * 32)
