@@ -179,6 +179,10 @@ class AppHost:
         outer = self.page.frame_locator("#view")
         return outer.frame_locator("iframe") if self.mode == "proxy" else outer
 
+    def send(self, message: dict[str, Any]) -> None:
+        """A host-initiated message to the view (a notification, or a request whose answer lands in the log)."""
+        self.page.evaluate("m => send(m)", message)
+
     def log(self) -> list[dict[str, Any]]:
         return self.page.evaluate("window.hostLog")
 

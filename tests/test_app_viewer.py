@@ -4,6 +4,7 @@ postMessage protocol (tests/support_app_host.py) and forwards the view's tools/c
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -186,6 +187,15 @@ def test_view_renders_json_artifact(live: Live, browser: Browser, sandbox: str) 
         assert json.loads(pre.inner_text()) == content
         assert pre.inner_text() == json.dumps(content, indent=2)  # pretty-printed like JSON.stringify(v, null, 2)
 
+        # The host's later messages: a theme change, then teardown (a request the view must answer).
+        expect(view.locator("html")).to_have_attribute("data-theme", "dark")
+        host.send({"method": "ui/notifications/host-context-changed", "params": {"theme": "light"}})
+        expect(view.locator("html")).to_have_attribute("data-theme", "light")
+        host.send({"id": 99, "method": "ui/resource-teardown", "params": {"reason": "test over"}})
+        host.page.wait_for_function("() => window.hostLog.some(e => e.dir === 'in' && e.msg.id === 99)")
+        (answer,) = [e["msg"] for e in host.log() if e["dir"] == "in" and e["msg"].get("id") == 99]
+        assert answer == {"jsonrpc": "2.0", "id": 99, "result": {}}
+
 
 HOSTILE = ("<script>window.parent.postMessage({pwned: 'script'}, '*')</script>\n\n"
            "<img src=x onerror=\"window.pwned = 1; window.parent.postMessage({pwned: 'img'}, '*')\">\n\n"
@@ -220,18 +230,30 @@ async def _indexed(client: Client, artifact_ids: list[str]) -> None:
                 await anyio.sleep(0.05)
 
 
+async def _indexed_in(client: Client, artifact_id: str, scope: dict[str, str]) -> None:
+    with anyio.fail_after(60):
+        while not (await call(client, "get_artifact", {"artifact_id": artifact_id, **scope}))["is_indexed"]:
+            await anyio.sleep(0.05)
+
+
 def test_view_shows_query_results_as_cards(live: Live, browser: Browser, sandbox: str) -> None:
     ids = [live.ok("create_artifact", {"name": name, "content": body})["artifact_id"] for name, body in [
         ("Solar notes", "Solar panels convert sunlight into electricity; solar farms need land."),
         ("Wind notes", "Wind turbines and solar panels both feed the grid."),
         ("Cooking", "Bake the bread at 220 degrees for forty minutes."),
     ]]
+    # A knowledge source promoted from another namespace: its card opens it in its own scope.
+    elsewhere = {"namespace_id": "team-a"}
+    source = live.ok("create_artifact", {"name": "Solar handbook", "content": "Solar panels and electricity, "
+                                         "explained: photovoltaic solar panels make electricity.", **elsewhere})
+    live.ok("promote_artifact", {"artifact_id": source["artifact_id"], **elsewhere})
     live.portal.call(_indexed, live.client, ids)
+    live.portal.call(_indexed_in, live.client, source["artifact_id"], elsewhere)
     args = {"query": "solar panels electricity", "mode": "keyword"}
     with app_host(browser, live.result, live.read, sandbox) as host:
         view, result = live.show(host, "query_artifacts", args)
         hits = result["structuredContent"]["results"]
-        assert len(hits) >= 2
+        assert len(hits) >= 3 and any(h["from_source"] for h in hits)
         cards = view.locator("article.card")
         expect(cards).to_have_count(len(hits))
         expect(cards.locator(".name")).to_have_text([h["artifact"]["name"] for h in hits])
@@ -239,15 +261,23 @@ def test_view_shows_query_results_as_cards(live: Live, browser: Browser, sandbox
         expect(cards.first.locator(".chunk")).to_contain_text(hits[0]["matched_chunk"][:40])
         total = result["structuredContent"]["total_results"]
         expect(view.locator(".meta").first).to_contain_text(f"{len(hits)} of {total} results")
+        expect(view.locator(f"article.card[data-artifact-id={source['artifact_id']}]")).to_contain_text(
+            "knowledge source")
 
         # Opening a card asks the host for get_artifact (tools/call), which the host forwards to the server.
-        cards.first.locator("button.open").click()
-        expect(view.locator("h1.title")).to_have_text(hits[0]["artifact"]["name"])
-        expect(view.locator(".body")).to_contain_text("sunlight" if hits[0]["artifact"]["name"] == "Solar notes"
-                                                      else "grid")
-        assert host.calls == [("get_artifact", {"artifact_id": hits[0]["artifact"]["artifact_id"]})]
-        view.locator("button.back").click()
-        expect(view.locator("article.card")).to_have_count(len(hits))
+        for hit in (hits[0], next(h for h in hits if h["from_source"])):
+            art = hit["artifact"]
+            view.locator(f"article.card[data-artifact-id={art['artifact_id']}] button.open").click()
+            expect(view.locator("h1.title")).to_have_text(art["name"])
+            body = next(b for n, b in [("Solar notes", "sunlight"), ("Wind notes", "grid"),
+                                       ("Solar handbook", "photovoltaic")] if n == art["name"])
+            expect(view.locator(".body")).to_contain_text(body)
+            assert host.calls[-1] == ("get_artifact", {"artifact_id": art["artifact_id"], "org_id": art["org_id"],
+                                                       "workspace_id": art["workspace_id"],
+                                                       "namespace_id": art["namespace_id"]})
+            view.locator("button.back").click()
+            expect(view.locator("article.card")).to_have_count(len(hits))
+        assert host.calls[-1][1]["namespace_id"] == "team-a"
 
 
 def test_view_diffs_two_versions(live: Live, browser: Browser, sandbox: str) -> None:
@@ -277,3 +307,15 @@ def test_view_shows_tool_errors(live: Live, browser: Browser, sandbox: str) -> N
         view, result = live.show(host, "get_artifact", {"artifact_id": "art_" + "0" * 32})
         assert result["isError"] is True
         expect(view.locator(".error")).to_contain_text("art_" + "0" * 32)
+
+
+def test_view_versions_of_a_binary_file(live: Live, browser: Browser) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    v1 = live.ok("upload_artifact", {"name": "chart.png", "data_base64": base64.b64encode(png).decode()})
+    v2 = live.ok("update_artifact", {"artifact_id": v1["artifact_id"],
+                                     "data_base64": base64.b64encode(png + b"more").decode()})["artifact"]
+    assert v2["version"] == 2
+    with app_host(browser, live.result, live.read) as host:
+        view, _ = live.show(host, "list_artifact_versions", {"artifact_id": v2["artifact_id"]})
+        expect(view.locator(".diff-out[data-ready=true] .status")).to_contain_text("Neither version has text")
+        assert len(host.calls) == 2
