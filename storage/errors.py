@@ -41,6 +41,10 @@ class Unavailable(StoreError):
     kind = "unavailable"
 
 
+class ModelNotPrepared(Unavailable):
+    """The default embedding model's weights are not on this machine yet (`artifact-mcp model prepare`)."""
+
+
 ERROR_KINDS: dict[str, type[StoreError]] = {
     cls.kind: cls for cls in (InvalidInput, NotFound, Conflict, TooLarge, Forbidden, Unavailable)
 }
