@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--org-id", help="default org scope (default 'default')")
     serve.add_argument("--workspace-id", help="default workspace scope (default 'default')")
     serve.add_argument("--namespace-id", help="default namespace scope (default 'default')")
-    serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2, bundled, offline), 'hf:<name or "
+    serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2; `model prepare` first), 'hf:<name or "
                        "path>', 'hash:<dim>' or 'class:<module>:<Class>'; changing it re-indexes everything")
 
     serve.add_argument("--auth", choices=["tokens", "none"],

