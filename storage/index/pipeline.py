@@ -15,9 +15,9 @@ import numpy as np
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.config import IndexConfig
-from artifact_mcp.storage.errors import ModelNotPrepared
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
 from artifact_mcp.storage.index import chunking
-from artifact_mcp.storage.index.embeddings import MODEL_NOT_PREPARED, EmbeddingModel, model_available, shared_model
+from artifact_mcp.storage.index.embeddings import EmbeddingModel, model_available, shared_model
 from artifact_mcp.storage.index.lexical import hashed_counts
 from artifact_mcp.storage.repositories.rows import ArtifactRow
 
