@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreOutcome, VersionIdentity
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.errors import ModelNotPrepared
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
 from artifact_mcp.storage.links import DownloadLink, DownloadTarget
 from artifact_mcp.storage.models import (
@@ -202,6 +203,11 @@ class ArtifactStore:
         return self._warm.is_set()
 
     @operation(retryable=True)
+    def model_available(self) -> bool:
+        """Whether the embedding model's weights are on this machine (index jobs wait for them otherwise)."""
+        return self.indexer.model_available()
+
+    @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
         return self._recall.list_jobs(scope, artifact_id)
 
@@ -301,6 +307,9 @@ class ArtifactStore:
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
+        except ModelNotPrepared as exc:  # not a fault: setup is not done; say what to do, without a traceback
+            log.warning("%s; until then semantic and hybrid queries fail with this message, keyword queries and "
+                        "every other tool work", exc)
         except Exception:
             log.exception("warming up search failed; the first query will load what it needs")
         finally:

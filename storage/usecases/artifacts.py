@@ -10,7 +10,7 @@ from typing import BinaryIO
 import anyio
 
 from artifact_mcp.storage.access import Access
-from artifact_mcp.storage.errors import InvalidInput, TooLarge
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, InvalidInput, TooLarge
 from artifact_mcp.storage.models import (
     Artifact,
     ArtifactFields,
@@ -80,6 +80,10 @@ def _named(body: UploadFields, file_name: str | None) -> tuple[str, str | None]:
 async def await_index(store: StoreClient, access: Access, art: Artifact, wait: WaitParams,
                       progress: Progress | None) -> Artifact:
     if not wait.wait_for_index or art.is_indexed:
+        return art
+    if not await store.model_available():
+        # Queued until `artifact-mcp model prepare` has run: waiting the whole timeout would only delay the answer.
+        await report(progress, 0.0, f"indexing waits: {MODEL_NOT_PREPARED}")
         return art
 
     async def on_state(state: str, fraction: float) -> None:
