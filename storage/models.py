@@ -174,6 +174,9 @@ class StagedBlob(BaseModel):
     size_bytes: int = Field(ge=0)
 
 
+ListOrder = Literal["newest", "oldest"]  # by created_at (then id)
+
+
 class ListQuery(CleanInput):
     """Filters and page position for listing artifacts."""
 
@@ -184,8 +187,19 @@ class ListQuery(CleanInput):
     created_by: Provenance = None
     include_expired: bool = False
     latest_only: bool = True
+    promoted_only: bool = False
+    order: ListOrder = "newest"
     limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: Annotated[str | None, Field(max_length=4096)] = None
+
+
+class ThreadSummary(BaseModel):
+    """One thread of a scope: how many latest artifacts it holds and when it was last written to."""
+
+    thread_id: str
+    artifacts: int
+    first_at: datetime
+    last_at: datetime
 
 
 class Artifact(BaseModel):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreOutcome, VersionIdentity
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
+from artifact_mcp.storage.errors import ModelNotPrepared
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
 from artifact_mcp.storage.links import DownloadLink, DownloadTarget
 from artifact_mcp.storage.models import (
@@ -27,6 +28,7 @@ from artifact_mcp.storage.models import (
     ContentBody,
     DeleteResult,
     FilePatch,
+    Job,
     JobList,
     ListQuery,
     NewArtifact,
@@ -37,6 +39,7 @@ from artifact_mcp.storage.models import (
     QueryResult,
     Scope,
     StagedBlob,
+    ThreadSummary,
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.registry import operation
@@ -176,6 +179,10 @@ class ArtifactStore:
         return self._reads.versions(scope, artifact_id)
 
     @operation(retryable=True)
+    def threads(self, scope: Scope, limit: int = 200) -> list[ThreadSummary]:
+        return self._reads.threads(scope, limit)
+
+    @operation(retryable=True)
     def read_content(self, scope: Scope, artifact_id: str) -> ContentBody:
         return self._reads.read_content(scope, artifact_id)
 
@@ -204,6 +211,11 @@ class ArtifactStore:
         """Whether what a query needs is loaded (warm_up): a query embeds its text now instead of waiting for the
         model to load."""
         return self._warm.is_set()
+
+    @operation(retryable=True)
+    def model_available(self) -> bool:
+        """Whether the embedding model's weights are on this machine (index jobs wait for them otherwise)."""
+        return self.indexer.model_available()
 
     @operation(retryable=True)
     def list_jobs(self, scope: Scope, artifact_id: str) -> JobList:
@@ -235,6 +247,10 @@ class ArtifactStore:
         """Insert an archived version with its own ids (bytes already staged, hash checked) and re-link its
         artifact's versions; an identical version already present is left as it is."""
         return self._transfer.restore_version(version, staged)
+    @operation(enqueues=True)
+    def retry_index(self, scope: Scope, artifact_id: str) -> tuple[Job, ChangeEvent]:
+        """Re-run a version's failed index job (a new job, fresh attempts)."""
+        return self.indexing.retry_failed(scope, artifact_id)
 
     # --- download links --------------------------------------------------------------------------
 
@@ -334,6 +350,9 @@ class ArtifactStore:
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
+        except ModelNotPrepared as exc:  # not a fault: setup is not done; say what to do, without a traceback
+            log.warning("%s; until then semantic and hybrid queries fail with this message, keyword queries and "
+                        "every other tool work", exc)
         except Exception:
             log.exception("warming up search failed; the first query will load what it needs")
         finally:

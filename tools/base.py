@@ -96,11 +96,13 @@ def make_tool(
     output_model: type[BaseModel],
     annotations: ToolAnnotations,
     resolvers: Mapping[str, Callable[..., Any]] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Tool:
     """Build an MCP tool whose description is the handler's docstring.
 
     `resolvers` name SDK resolvers (`mcp.server.mcpserver.resolve`) run before the handler, which receives their
-    results as keyword arguments: the era-portable way to ask the client something (e.g. sampling) mid-call."""
+    results as keyword arguments: the era-portable way to ask the client something (e.g. sampling) mid-call.
+    `meta` is the tool definition's `_meta` (e.g. the MCP App viewer link, tools/viewer.py)."""
     resolved = {key: (Resolve(fn), False) for key, fn in (resolvers or {}).items()}
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
@@ -116,19 +118,20 @@ def make_tool(
             raise ToolError(describe_errors(exc)) from exc
 
     schema = input_model.model_json_schema(by_alias=True)
-    meta = _Metadata(arg_model=input_model, output_model=output_model)
-    assert meta.output_schema is not None
-    meta.output_schema = compact_schema(meta.output_schema)
+    fn_metadata = _Metadata(arg_model=input_model, output_model=output_model)
+    assert fn_metadata.output_schema is not None
+    fn_metadata.output_schema = compact_schema(fn_metadata.output_schema)
     return ArtifactTool(
         fn=run,
         name=name,
         title=title,
         description=(handler.__doc__ or "").strip(),
         parameters=schema,
-        fn_metadata=meta,
+        fn_metadata=fn_metadata,
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations,
+        meta=meta,
         resolved_params=resolved,
         resolver_plans=build_resolver_plans(
             resolved, {field.alias or key for key, field in input_model.model_fields.items()}

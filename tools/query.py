@@ -12,6 +12,7 @@ from artifact_mcp.storage.usecases import recall
 from artifact_mcp.storage.usecases.bodies import ArtifactRef
 from artifact_mcp.tools.backend import Backend, access, progress_of
 from artifact_mcp.tools.base import ToolInput, make_tool
+from artifact_mcp.tools.viewer import viewer_meta
 
 
 class QueryArtifactsInput(ToolInput, ScopeParams, QueryRequest):
@@ -81,7 +82,7 @@ def build_query_tools(backend: Backend) -> list[Tool]:
                                 open_world_hint=False)
     return [
         make_tool(query_artifacts, name="query_artifacts", title="Search artifacts", input_model=QueryArtifactsInput,
-                  output_model=QueryResult, annotations=read_only),
+                  output_model=QueryResult, annotations=read_only, meta=viewer_meta()),
         make_tool(promote_artifact, name="promote_artifact", title="Promote an artifact to a knowledge source",
                   input_model=PromoteArtifactInput, output_model=PromoteResult,
                   annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,

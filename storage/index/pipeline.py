@@ -15,8 +15,9 @@ import numpy as np
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.config import IndexConfig
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
 from artifact_mcp.storage.index import chunking
-from artifact_mcp.storage.index.embeddings import EmbeddingModel, shared_model
+from artifact_mcp.storage.index.embeddings import EmbeddingModel, model_available, shared_model
 from artifact_mcp.storage.index.lexical import hashed_counts
 from artifact_mcp.storage.repositories.rows import ArtifactRow
 
@@ -82,6 +83,15 @@ class Indexer:
     def model_id(self) -> str:
         return self.config.model_id
 
+    def model_available(self) -> bool:
+        """Whether the model can load (its weights are on this machine): index jobs wait for it otherwise."""
+        return self._model is not None or model_available(self.config.embedding_model, self.config.model_cache_dir)
+
+    def require_model(self) -> None:
+        """Raise `ModelNotPrepared` now, not only once there are vectors to compare (an empty index has none)."""
+        if not self.model_available():
+            raise ModelNotPrepared(MODEL_NOT_PREPARED)
+
     def prepare(self, row: ArtifactRow, text: str | None) -> list[PreparedChunk]:
         """Chunks of one version's text (or a single descriptive chunk for a file without text)."""
         name = row.name or ""
@@ -128,6 +138,8 @@ class Indexer:
         try:
             chunking.split("Warm up. The chunkers load tokenizers on first use.", "text/plain")
             self.embed_query("warm up")
+        except ModelNotPrepared as exc:
+            log.warning("%s; index jobs wait for it", exc)
         except Exception:
             log.exception("warming up the index pipeline failed; the first index job will retry the load")
 

@@ -20,6 +20,7 @@ from artifact_mcp.storage.models import ChangeEvent
 from artifact_mcp.storage.store import ArtifactStore
 
 log = logging.getLogger(__name__)
+MODEL_POLL_SECONDS = 5.0  # how often queued index jobs look for the weights of a model not yet prepared
 
 Emit = Callable[[ChangeEvent], Awaitable[None]]
 
@@ -102,6 +103,10 @@ class OwnerWorkers:
     async def _index_batch(self) -> float | None:
         """Claim, prepare and commit one batch of index jobs; how long until the next is due (None: none queued)."""
         store = self.store
+        if not store.indexer.model_available():
+            # Unprepared (`artifact-mcp model prepare` not run yet): the jobs stay queued, attempts unspent, and
+            # run once the weights appear, without a restart.
+            return MODEL_POLL_SECONDS
         tasks = await anyio.to_thread.run_sync(store.claim_index_jobs, self.cfg.index.job_batch)
         if not tasks:
             due = await anyio.to_thread.run_sync(store.next_job_due)

@@ -18,7 +18,7 @@ from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import MetadataFilters
 
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.models import ChangeEvent, Job, ListQuery, Scope
+from artifact_mcp.storage.models import ChangeEvent, Job, ListQuery, Scope, ThreadSummary
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
@@ -64,6 +64,8 @@ class ArtifactRepository(Protocol):
     def count(self) -> int: ...
     def thread_material(self, scope: Scope, thread_id: str, now: datetime, limit: int) -> list[str]:
         """The thread's latest, unexpired, non-generated versions, oldest first."""
+    def threads(self, scope: Scope, now: datetime, limit: int) -> list[ThreadSummary]:
+        """The scope's threads (over latest, unexpired versions), most recently written first."""
     def latest_refs(self) -> list[ArtifactRef]: ...
     def reset_index_of_latest(self) -> None:
         """Mark every latest version not indexed (its chunks are gone)."""

@@ -13,10 +13,11 @@ import numpy as np
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import utcnow
+from artifact_mcp.storage.errors import InvalidInput
 from artifact_mcp.storage.index.pipeline import Indexer, Prepared, PrepareInput
 from artifact_mcp.storage.index.search_cache import SearchCache
 from artifact_mcp.storage.jobs import INDEX_JOB_TYPES, RetryPolicy
-from artifact_mcp.storage.models import ChangeEvent
+from artifact_mcp.storage.models import ChangeEvent, Job, Scope
 from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ArtifactRow, ClaimedJob
 from artifact_mcp.storage.services.context import StoreContext
 
@@ -68,6 +69,27 @@ class IndexingService:
         if removed:
             self.cache.note_removed(removed)
         self.db.jobs.cancel_open(artifact_ids)
+
+    def retry_failed(self, scope: Scope, artifact_id: str) -> tuple[Job, ChangeEvent]:
+        """Queue a new index job for a version whose last index job failed (its attempts used up): the job starts
+        with a fresh attempt count, and the artifact turns 'pending' again."""
+        db = self.db
+        now = utcnow()
+        with self.ctx.lock:
+            row = self.ctx.visible_row(scope, artifact_id, now, include_expired=False)
+            if not row.is_latest:
+                raise InvalidInput(f"{artifact_id} is version {row.version}, not the latest: only the latest version "
+                                   "is indexed; re-run the latest version's job")
+            last = next((j for j in db.jobs.for_artifacts([row.artifact_id]) if j.type in INDEX_JOB_TYPES), None)
+            if last is None or last.status != "failed":
+                state = "has no index job" if last is None else f"'s last index job is {last.status}"
+                raise InvalidInput(f"nothing to re-run: {artifact_id}{' ' if last is None else ''}{state}, not failed")
+            with db.transaction():
+                job_id = db.jobs.enqueue(row, now, "index")
+                if row.index_owns_status() and row.status == "failed":
+                    db.artifacts.update(row.artifact_id, {"status": "pending"})
+            job = next(j for j in db.jobs.for_artifacts([row.artifact_id]) if j.job_id == job_id)
+        return job, self.ctx.event("updated", row.tenant, row.root_artifact_id, [row.artifact_id])
 
     # --- the job runner's steps ------------------------------------------------------------------
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
-from artifact_mcp.storage.models import DEFAULT_MAX_CHARS, Artifact, ArtifactPage, ContentBody, ListQuery, Scope
+from artifact_mcp.storage.models import (
+    DEFAULT_MAX_CHARS,
+    Artifact,
+    ArtifactPage,
+    ContentBody,
+    ListQuery,
+    Scope,
+    ThreadSummary,
+)
 from artifact_mcp.storage.services.context import StoreContext, to_model
 from artifact_mcp.storage.stats import StoreStats
 
@@ -46,6 +54,10 @@ class ReadService:
             row = self.ctx.visible_row(scope, artifact_id, now)
             rows = self.db.artifacts.versions(row.root_artifact_id, now)
         return [to_model(r, max_chars=0) for r in rows]
+
+    def threads(self, scope: Scope, limit: int) -> list[ThreadSummary]:
+        with self.ctx.lock:
+            return self.db.artifacts.threads(scope, utcnow(), limit)
 
     def locate(self, artifact_id: str) -> Scope | None:
         with self.ctx.lock:

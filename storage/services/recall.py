@@ -82,6 +82,8 @@ class RecallService:
 
     def query(self, scope: Scope, req: QueryRequest) -> QueryResult:
         cfg = self.indexer.config
+        if req.mode != "keyword":
+            self.indexer.require_model()
         # Embedding the query (~15 ms with MiniLM) runs on its own thread while the SQL filter and BM25 run here:
         # torch releases the GIL.
         vector = self._embedder.submit(self.indexer.embed_query, req.query) if req.mode != "keyword" else None

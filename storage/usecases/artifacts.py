@@ -10,15 +10,17 @@ from typing import BinaryIO
 import anyio
 
 from artifact_mcp.storage.access import Access
-from artifact_mcp.storage.errors import InvalidInput, TooLarge
+from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, InvalidInput, TooLarge
 from artifact_mcp.storage.models import (
     Artifact,
     ArtifactFields,
     ArtifactPage,
     ArtifactPatch,
     DeleteResult,
+    ListOrder,
     NewArtifact,
     NewFileArtifact,
+    ThreadSummary,
     UpdateResult,
 )
 from artifact_mcp.storage.ownership.client import StoreClient
@@ -79,6 +81,10 @@ async def await_index(store: StoreClient, access: Access, art: Artifact, wait: W
                       progress: Progress | None) -> Artifact:
     if not wait.wait_for_index or art.is_indexed:
         return art
+    if not await store.model_available():
+        # Queued until `artifact-mcp model prepare` has run: waiting the whole timeout would only delay the answer.
+        await report(progress, 0.0, f"indexing waits: {MODEL_NOT_PREPARED}")
+        return art
 
     async def on_state(state: str, fraction: float) -> None:
         await report(progress, fraction, f"indexing: {state}")
@@ -86,9 +92,9 @@ async def await_index(store: StoreClient, access: Access, art: Artifact, wait: W
     return await store.wait_indexed(access.scope, art.artifact_id, wait.wait_timeout_seconds, on_state)
 
 
-async def list_artifacts(store: StoreClient, access: Access, body: ListBody,
-                         thread_id: str | None = None) -> ArtifactPage:
-    return await store.list(access.scope, body.to_query(thread_id))
+async def list_artifacts(store: StoreClient, access: Access, body: ListBody, thread_id: str | None = None,
+                         order: ListOrder = "newest") -> ArtifactPage:
+    return await store.list(access.scope, body.to_query(thread_id).model_copy(update={"order": order}))
 
 
 async def get_artifact(store: StoreClient, access: Access, artifact_id: str, opts: ReadOptions) -> Artifact:
@@ -161,3 +167,13 @@ async def delete_artifact(store: StoreClient, access: Access, artifact_id: str, 
 async def list_versions(store: StoreClient, access: Access, artifact_id: str) -> VersionList:
     versions = await store.versions(access.scope, artifact_id)
     return VersionList(root_artifact_id=versions[0].root_artifact_id, versions=versions, total=len(versions))
+
+
+async def list_threads(store: StoreClient, access: Access, limit: int = 200) -> list[ThreadSummary]:
+    """The scope's threads, most recently written first."""
+    return await store.threads(access.scope, limit)
+
+
+async def list_sources(store: StoreClient, access: Access, body: ListBody) -> ArtifactPage:
+    """The scope's artifacts promoted to knowledge sources, newest first."""
+    return await store.list(access.scope, body.to_query().model_copy(update={"promoted_only": True}))

@@ -11,7 +11,7 @@ import anyio
 
 from artifact_mcp.storage.access import Access
 from artifact_mcp.storage.errors import InvalidInput
-from artifact_mcp.storage.links import DownloadLink
+from artifact_mcp.storage.links import DownloadLink, DownloadTarget
 from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.usecases.bodies import DownloadUrl
 
@@ -73,3 +73,9 @@ async def download_url(store: StoreClient, access: Access, artifact_id: str, exp
     return DownloadUrl(artifact_id=link.artifact_id, download_url=url, expires_in=link.expires_in,
                        expires_at=expires_at, file_name=link.file_name, content_type=link.content_type,
                        file_size_bytes=link.size_bytes, note=note)
+
+
+async def file_target(store: StoreClient, access: Access, artifact_id: str) -> DownloadTarget:
+    """What a download of this version serves, for doors that authenticate the caller themselves (the REST mirror,
+    the console): the bytes are then streamed from the blob store."""
+    return await store.download_target(access.scope, artifact_id)

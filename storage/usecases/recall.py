@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from artifact_mcp.storage.access import Access
-from artifact_mcp.storage.models import JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
+from artifact_mcp.storage.models import Job, JobList, PromoteRequest, PromoteResult, QueryRequest, QueryResult
 from artifact_mcp.storage.ownership.client import StoreClient
 from artifact_mcp.storage.usecases.progress import Progress, report
 
@@ -32,3 +32,8 @@ async def promote_artifact(store: StoreClient, access: Access, artifact_id: str,
 
 async def list_jobs(store: StoreClient, access: Access, artifact_id: str) -> JobList:
     return await store.list_jobs(access.scope, artifact_id)
+
+
+async def retry_index(store: StoreClient, access: Access, artifact_id: str) -> Job:
+    """Re-run a version's failed index job: a new job with fresh attempts (the failed one stays in the history)."""
+    return await store.retry_index(access.scope, artifact_id)

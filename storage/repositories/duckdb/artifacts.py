@@ -18,7 +18,7 @@ import duckdb
 
 from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.models import ListQuery, Scope
+from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
@@ -201,20 +201,23 @@ class DuckDBArtifacts:
         if query.created_by is not None:
             where.append("created_by = ?")
             params.append(query.created_by)
+        if query.promoted_only:
+            where.append("promoted_to_source_id IS NOT NULL")
         return where, params
 
     def list(
         self, scope: Scope, query: ListQuery, after: Position | None, now: datetime
     ) -> tuple[list[ArtifactRow], int]:
-        """One page (newest first) after `after`, plus the total matching the filters.
+        """One page (newest first, or oldest first with `query.order`) after `after`, plus the total matching the
+        filters.
 
         Two steps, because DuckDB's cost is per column: the top-N sort reads only the filter and sort columns
         and returns row ids, then the page's rows are fetched whole by row id (sorting the full rows instead
         costs ~25 ms at 100k). The sort is also narrowed: rows are appended in created_at order, so the page
-        is first looked for in a time window just below its upper bound, sized from the filters' average
-        density for ~4 pages, and DuckDB's zone maps skip the rest of the table. If the window holds fewer
-        rows than the page needs, it is widened, then dropped. Any window gives exact results: every row
-        inside it sorts before every row outside it."""
+        is first looked for in a time window just past its start (below it newest first, above it oldest
+        first), sized from the filters' average density for ~4 pages, and DuckDB's zone maps skip the rest of
+        the table. If the window holds fewer rows than the page needs, it is widened, then dropped. Any window
+        gives exact results: every row inside it sorts before every row outside it."""
         where, params = self._filters(scope, query, now)
         total, oldest, newest = self.con.execute(
             f"SELECT count(*), min(created_at), max(created_at) FROM artifacts WHERE {' AND '.join(where)}", params
@@ -222,26 +225,35 @@ class DuckDBArtifacts:
         if not total:
             return [], 0
         page_where, page_params = list(where), list(params)
-        upper = newest
+        asc = query.order == "oldest"
+        # The window grows away from the page's start: down from the newest (newest first) or up from the oldest.
+        start, end = (oldest, newest) if asc else (newest, oldest)
         if after is not None:
             created = from_us(after.created_at_us)
-            # `created_at <= ?` on its own lets zone maps skip everything newer than the cursor.
-            page_where.append("created_at <= ? AND (created_at < ? OR artifact_id < ?)")
+            # `created_at <= ?` (>= oldest first) on its own lets zone maps skip everything before the cursor.
+            if asc:
+                page_where.append("created_at >= ? AND (created_at > ? OR artifact_id > ?)")
+                start = max(start, created)
+            else:
+                page_where.append("created_at <= ? AND (created_at < ? OR artifact_id < ?)")
+                start = min(start, created)
             page_params += [created, created, after.artifact_id]
-            upper = min(upper, created)
         want = query.limit + 1
         width = (newest - oldest) * (4 * want / total)
+        direction = "ASC" if asc else "DESC"
         for factor in (1, 16, None):
-            lower = upper - width * factor if factor is not None else None
-            if lower is not None and lower <= oldest:
-                lower = None
-            window = [] if lower is None else ["created_at >= ?"]
+            bound = None
+            if factor is not None:
+                bound = start + width * factor if asc else start - width * factor
+                if (bound >= end) if asc else (bound <= end):
+                    bound = None
+            window = [] if bound is None else ["created_at <= ?" if asc else "created_at >= ?"]
             row_ids = [r[0] for r in self.con.execute(
                 f"SELECT rowid FROM artifacts WHERE {' AND '.join(page_where + window)} "
-                "ORDER BY created_at DESC, artifact_id DESC LIMIT ?",
-                [*page_params, *([] if lower is None else [lower]), want],
+                f"ORDER BY created_at {direction}, artifact_id {direction} LIMIT ?",
+                [*page_params, *([] if bound is None else [bound]), want],
             ).fetchall()]
-            if lower is None or len(row_ids) >= want:
+            if bound is None or len(row_ids) >= want:
                 break
         if not row_ids:
             return [], int(total)
@@ -286,6 +298,15 @@ class DuckDBArtifacts:
             [scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, now, limit],
         ).fetchall()
         return [r[0] for r in rows]
+
+    def threads(self, scope: Scope, now: datetime, limit: int) -> list[ThreadSummary]:
+        rows = self.con.execute(
+            "SELECT thread_id, count(*), min(created_at), max(created_at) FROM artifacts WHERE org_id = ? "
+            f"AND workspace_id = ? AND namespace_id = ? AND thread_id IS NOT NULL AND is_latest AND NOT {_EXPIRED_SQL} "
+            "GROUP BY thread_id ORDER BY max(created_at) DESC, thread_id LIMIT ?",
+            [scope.org_id, scope.workspace_id, scope.namespace_id, now, limit],
+        ).fetchall()
+        return [ThreadSummary(thread_id=r[0], artifacts=r[1], first_at=r[2], last_at=r[3]) for r in rows]
 
     def latest_refs(self) -> list[ArtifactRef]:
         rows = self.con.execute(
