@@ -15,7 +15,7 @@ import psycopg
 
 from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
-from artifact_mcp.storage.models import ListQuery, Scope
+from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
@@ -136,17 +136,20 @@ class PostgresArtifacts:
         if query.created_by is not None:
             where.append("created_by = %s")
             params.append(query.created_by)
+        if query.promoted_only:
+            where.append("promoted_to_source_id IS NOT NULL")
         return where, params
 
     def list(self, scope: Scope, query: ListQuery, after: Position | None,
              now: datetime) -> tuple[list[ArtifactRow], int]:
-        """One page (newest first) after `after`, plus the total matching the filters. The count and the page
-        are one statement (a window count over the filtered rows), so they agree under concurrent writers."""
+        """One page (newest first, or oldest first with `query.order`) after `after`, plus the total matching the
+        filters: a keyset page on the (scope, created_at, artifact_id) index."""
         where, params = self._filters(scope, query, now)
         page_where, page_params = list(where), list(params)
+        asc = query.order == "oldest"
         if after is not None:
             created = from_us(after.created_at_us)
-            page_where.append("(created_at, artifact_id) < (%s, %s)")
+            page_where.append(f"(created_at, artifact_id) {'>' if asc else '<'} (%s, %s)")
             page_params += [created, after.artifact_id]
         total_row = self._db.one(f"SELECT count(*) FROM artifacts WHERE {' AND '.join(where)}", params)
         total = int(total_row[0]) if total_row else 0
@@ -154,7 +157,8 @@ class PostgresArtifacts:
             return [], 0
         rows = self._db.all(
             f"SELECT {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE {' AND '.join(page_where)} "
-            "ORDER BY created_at DESC, artifact_id DESC LIMIT %s", [now, *page_params, query.limit + 1])
+            f"ORDER BY created_at {'ASC' if asc else 'DESC'}, artifact_id {'ASC' if asc else 'DESC'} LIMIT %s",
+            [now, *page_params, query.limit + 1])
         return [self._row(r) for r in rows], total
 
     # --- housekeeping -----------------------------------------------------------------------------
@@ -184,6 +188,15 @@ class PostgresArtifacts:
             "AND document_type IS NULL ORDER BY created_at, artifact_id LIMIT %s",
             [scope.org_id, scope.workspace_id, scope.namespace_id, thread_id, now, limit])
         return [r[0] for r in rows]
+
+    def threads(self, scope: Scope, now: datetime, limit: int) -> list[ThreadSummary]:
+        rows = self._db.all(
+            "SELECT thread_id, count(*), min(created_at), max(created_at) FROM artifacts WHERE org_id = %s "
+            "AND workspace_id = %s AND namespace_id = %s AND thread_id IS NOT NULL AND is_latest "
+            f"AND NOT {_EXPIRED_SQL} "
+            "GROUP BY thread_id ORDER BY max(created_at) DESC, thread_id LIMIT %s",
+            [scope.org_id, scope.workspace_id, scope.namespace_id, now, limit])
+        return [ThreadSummary(thread_id=r[0], artifacts=r[1], first_at=r[2], last_at=r[3]) for r in rows]
 
     def latest_refs(self) -> list[ArtifactRef]:
         rows = self._db.all("SELECT artifact_id, org_id, workspace_id, namespace_id FROM artifacts WHERE is_latest")
