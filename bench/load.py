@@ -23,6 +23,13 @@ For each protocol era (`--mode auto`, the default, speaks 2026-07-28; `--modes a
     .venv/bin/python bench/load.py --modes auto legacy --clients 50 --seconds 60
     .venv/bin/python bench/load.py --processes 2                           # owner + forwarder
     .venv/bin/python bench/load.py --url http://127.0.0.1:8000/mcp --token amcp_...
+    .venv/bin/python bench/load.py --postgres --replicas 1 2 3   # replicas on PostgreSQL next to DuckDB
+
+With `--postgres` (issue 13), a throwaway PostgreSQL server is started from the machine's binaries, and for each
+count in `--replicas` the run is made twice in a row: N processes on embedded DuckDB (an owner and forwarders),
+then N replicas on a fresh PostgreSQL database (each with its own data directory; blobs in one shared
+directory); PostgreSQL's own CPU is reported next to the servers'. Target on the 2-core machine: 2 replicas >=
+1.6x the ops/s of one, 0 errors, 0 lost writes.
 
 Targets (issue 4): zero errors, zero lost writes. Progress goes to stderr; a table to stdout; the figures as
 JSON to --out (bench/results/load.json).
@@ -226,8 +233,16 @@ class LocalServers:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
+    @property
+    def catalog_args(self) -> list[str]:
+        """On a PostgreSQL catalog every process is a replica with a data directory of its own; blobs are shared."""
+        if not self.args.catalog:
+            return []
+        return ["--catalog", self.args.catalog, "--blob-url", (self.workdir / "blobs").resolve().as_uri()]
+
     def cli(self, *argv: str) -> str:
-        done = subprocess.run([str(REPO / ".venv/bin/artifact-mcp"), *argv, "--data-dir", self.data_dir],
+        done = subprocess.run([str(REPO / ".venv/bin/artifact-mcp"), *argv, "--data-dir", self.data_dir,
+                               *self.catalog_args],
                               capture_output=True, text=True, env=self.env, check=False)
         if done.returncode != 0:
             raise SystemExit(f"artifact-mcp {' '.join(argv)} failed: {done.stderr}")
@@ -236,11 +251,12 @@ class LocalServers:
     def start(self) -> str:
         token = self.cli("token", "create", "--principal", "load-bench", "--scope", "load/*/*",
                          "--permission", "write", "--default-scope", "load/bench/main")
-        for _ in range(self.args.processes):  # one after the other: the first to be up owns the store
+        for i in range(self.args.processes):  # one after the other: the first to be up owns the store
             port = free_port()
+            data_dir = f"{self.data_dir}-replica{i}" if self.args.catalog else self.data_dir
             proc = subprocess.Popen(
                 [str(REPO / ".venv/bin/artifact-mcp"), "serve", "--transport", "http", "--port", str(port),
-                 "--data-dir", self.data_dir, "--embedding-model", self.args.embedding_model],
+                 "--data-dir", data_dir, "--embedding-model", self.args.embedding_model, *self.catalog_args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.errlog, env=self.env,
                 cwd=self.workdir)
             self.procs.append(proc)
@@ -284,6 +300,8 @@ async def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
                                                              "tags": ["load"]})
                 res.written[out["artifact_id"]] = content
                 res.written_ids.append(out["artifact_id"])
+        db_pids = args.postgres_pids()
+        db0 = sum(cpu_seconds(p) for p in db_pids)
         cpu0 = sum(cpu_seconds(p) for p in pids)
         child0 = child_cpu_seconds(pids)
         wait0 = sum(runqueue_wait_seconds(p) for p in pids)
@@ -334,6 +352,11 @@ async def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
                 "server_runqueue_wait_seconds": sum(runqueue_wait_seconds(p) for p in pids) - wait0,
                 "server_peak_rss_mb": [proc_status(p).get("VmHWM", 0) / 1024 for p in pids],
             })
+        if db_pids:
+            db_cpu = sum(cpu_seconds(p) for p in args.postgres_pids()) - db0
+            result.update({"catalog": "postgresql", "postgres_cpu_seconds": db_cpu,
+                           "postgres_cpu_cores": db_cpu / elapsed,
+                           "postgres_cpu_ms_per_op": db_cpu * 1000 / max(1, len(every))})
         log(f"{mode}: verifying {len(res.written)} acknowledged writes")
         result["verify"] = await verify(urls, token, mode, res.written)
         result["index"] = await index_backlog(urls[0], token, mode, args.drain_seconds)
@@ -347,7 +370,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         v = r["verify"]
-        lines.append(f"mode {r['mode']}: {r['clients']} clients, {r['processes']} server process(es), "
+        lines.append(f"mode {r['mode']}, catalog {r.get('catalog', 'duckdb')}: {r['clients']} clients, "
+                     f"{r['processes']} server process(es), "
                      f"{r['seconds']:.1f} s, {r['ops']} ops, {r['ops_per_second']:.0f} ops/s, errors {r['errors']}, "
                      f"lost writes {v['lost']} of {v['checked']} (listed {v['listed_with_tag']})")
         lines.append(f"  {'op':<8}{'n':>8}{'ops/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
@@ -361,6 +385,9 @@ def table(results: list[dict[str, Any]]) -> str:
                          f"peak RSS {rss} MB")
             lines.append(f"  index preparation child CPU {r['child_cpu_seconds']:.0f} s "
                          f"({r['child_cpu_ms_per_op']:.1f} ms per op)")
+        if "postgres_cpu_cores" in r:
+            lines.append(f"  PostgreSQL CPU {r['postgres_cpu_cores']:.2f} cores ({r['postgres_cpu_ms_per_op']:.1f} ms "
+                         "per op)")
         lines.append(f"  bench process CPU {r['bench_cpu_seconds']:.0f} s; machine load average "
                      f"{r['load_average_1m'][0]:.1f} -> {r['load_average_1m'][1]:.1f}")
         idx = r["index"]
@@ -384,7 +411,33 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    results = [await run_mode(args, mode) for mode in args.modes]
+    args.postgres_pids = list
+    if not args.postgres:
+        return await _report(args, [await run_mode(args, mode) for mode in args.modes])
+    # A throwaway PostgreSQL from the machine's binaries (tests/support_postgres.py), a fresh database per run;
+    # each replica count next to embedded DuckDB with the same number of processes (owner + forwarders).
+    sys.path.insert(0, str(REPO))
+    from tests.support_postgres import postgres_server
+
+    results = []
+    with postgres_server() as pg:
+        assert pg.proc is not None
+        args.postgres_pids = lambda: [pg.proc.pid, *descendants(pg.proc.pid)]  # type: ignore[union-attr]
+        for n in args.replicas:
+            args.processes = n
+            for mode in args.modes:
+                args.catalog = None
+                log(f"--- DuckDB, {n} process(es)")
+                saved, args.postgres_pids = args.postgres_pids, list
+                results.append(await run_mode(args, mode) | {"catalog": "duckdb"})
+                args.postgres_pids = saved
+                args.catalog = pg.new_database()
+                log(f"--- PostgreSQL, {n} replica(s)")
+                results.append(await run_mode(args, mode))
+    return await _report(args, results)
+
+
+async def _report(args: argparse.Namespace, results: list[dict[str, Any]]) -> int:
     print(table(results))
     report = {
         "benchmark": "load", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
@@ -411,6 +464,10 @@ def main() -> None:
     parser.add_argument("--drain-seconds", type=float, default=120, help="longest wait for indexing to finish")
     parser.add_argument("--processes", type=int, default=1,
                         help="server processes on the one data directory; clients are spread over them")
+    parser.add_argument("--catalog", help="a postgresql:// catalog: every process is a replica on it")
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throwaway PostgreSQL and run each --replicas count on it and on DuckDB")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3], help="with --postgres (default 1 2 3)")
     parser.add_argument("--url", nargs="+", help="already running servers' MCP endpoints (then --token is needed)")
     parser.add_argument("--token", default=os.environ.get("ARTIFACT_MCP_TOKEN"),
                         help="bearer token for --url (default $ARTIFACT_MCP_TOKEN)")
