@@ -59,6 +59,8 @@ class TokenRecords(Protocol):
     def edit(self) -> AbstractContextManager[dict[str, TokenRecord]]:
         """The records to change in place; stored when the block ends, with no other writer in between."""
     def close(self) -> None: ...
+    def shared_secret(self, name: str) -> bytes | None:
+        """A random secret stored beside the records for every process to share; None for a local file."""
 
 
 class FileTokenRecords:
@@ -116,6 +118,9 @@ class FileTokenRecords:
 
     def close(self) -> None:
         pass
+
+    def shared_secret(self, name: str) -> bytes | None:
+        return None  # one machine: the console keeps its key in the data directory
 
 
 def token_records(catalog_path: str, tokens_path: Path) -> TokenRecords:

@@ -44,3 +44,18 @@ def test_a_token_made_by_the_cli_works_on_every_server_and_dies_everywhere_when_
             r = httpx.get(f"http://127.0.0.1:{port}/v1/orgs/default/workspaces/default/namespaces/default/artifacts",
                           headers=headers, timeout=30)
             assert r.status_code == 401, r.text
+
+
+def test_processes_on_one_catalog_share_the_console_session_key(postgres: Any, tmp_path: Path) -> None:
+    from artifact_mcp.server.auth.tokens import TokenFile
+
+    url = postgres.new_database()
+    one = TokenFile.for_catalog(url, tmp_path / "a" / "tokens.json")
+    two = TokenFile.for_catalog(url, tmp_path / "b" / "tokens.json")
+    try:
+        key = one.shared_secret("console_session_key")
+        assert key is not None and len(key) == 32 and two.shared_secret("console_session_key") == key
+        assert TokenFile(tmp_path / "tokens.json").shared_secret("console_session_key") is None  # file: data dir
+    finally:
+        one.close()
+        two.close()

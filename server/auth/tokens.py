@@ -53,6 +53,10 @@ class TokenFile:
     def close(self) -> None:
         self.store.close()
 
+    def shared_secret(self, name: str) -> bytes | None:
+        """A random key every process of a shared catalog agrees on (None where tokens live in a local file)."""
+        return self.store.shared_secret(name)
+
     # --- reading -------------------------------------------------------------------------------
 
     def records(self) -> list[TokenRecord]:

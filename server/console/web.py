@@ -85,7 +85,9 @@ class Console:
     @property
     def sessions(self) -> Sessions:
         if self._sessions is None:  # the data directory may not exist until the store opens it
-            self._sessions = Sessions(self.runtime.tokens, load_key(self.runtime.settings.data_dir))
+            # Replicas of a shared catalog sign sessions with the catalog's key, so a cookie works on any of them.
+            key = self.runtime.tokens.shared_secret("console_session_key")
+            self._sessions = Sessions(self.runtime.tokens, key or load_key(self.runtime.settings.data_dir))
         return self._sessions
 
     # --- who is asking ---------------------------------------------------------------------------

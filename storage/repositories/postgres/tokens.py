@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.postgres.migrations import MIGRATION_LOCK, MIGRATIONS
+from artifact_mcp.storage.repositories.postgres.settings import PostgresSettings
 from artifact_mcp.storage.tokens import TokenRecord
 
 
@@ -71,6 +72,10 @@ class PostgresTokenRecords:
             gone = set(before) - set(records)
             if gone:
                 conn.execute("DELETE FROM tokens WHERE token_id = ANY(%s)", [sorted(gone)])
+
+    def shared_secret(self, name: str) -> bytes:
+        self._ensure_schema()
+        return PostgresSettings(self.db).secret(name)
 
     def close(self) -> None:
         self.pool.close()
