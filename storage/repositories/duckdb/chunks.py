@@ -27,15 +27,10 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from artifact_mcp.storage.repositories.duckdb import filters as sqlfilters
+from artifact_mcp.storage.repositories import sqlfilters
 from artifact_mcp.storage.repositories.duckdb.arrays import registered
+from artifact_mcp.storage.repositories.nodes import META_COLUMNS, chunk_rows
 from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ChunkText
-
-# Columns copied from node metadata (the indexer sets them from the artifact row).
-META_COLUMNS = (
-    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
-    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
-)
 
 
 class DuckDBChunkStore(BasePydanticVectorStore):
@@ -105,16 +100,8 @@ class DuckDBChunkStore(BasePydanticVectorStore):
         self._changing()
         if not nodes:
             return []
-        cols: dict[str, list[Any]] = {c: [] for c in CHUNK_COLUMNS}
-        for node in nodes:
-            meta = node.metadata
-            for c in META_COLUMNS:
-                cols[c].append(meta.get(c))
-            cols["chunk_id"].append(node.node_id)
-            cols["start_char"].append(node.start_char_idx or 0)
-            cols["end_char"].append(node.end_char_idx or 0)
-            cols["text"].append(node.get_content())
-        self.add_rows(cols, np.array([node.get_embedding() for node in nodes], dtype=np.float32))
+        cols, vectors = chunk_rows(nodes)
+        self.add_rows(cols, vectors)
         return cols["chunk_id"]
 
     def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
@@ -203,14 +190,14 @@ class DuckDBChunkStore(BasePydanticVectorStore):
 
     def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
         """The seqs of every chunk `filters` admit: eligibility is decided here, in SQL, before any top-k."""
-        where, params = sqlfilters.to_sql(filters)
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.DUCKDB)
         return self._con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
 
     def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, expiry) of every chunk `filters` admit, where expiry is `expires_at` in microseconds since the
         epoch (int64 max: never). For a caller that applies the expiry itself (`expires_at > now` is the only
         condition that changes with time) and keeps the answer while `changes` stays the same."""
-        where, params = sqlfilters.to_sql(filters)
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.DUCKDB)
         got = self._con.execute(
             f"SELECT seq, coalesce(epoch_us(expires_at), {_NEVER}) AS expiry FROM chunks WHERE {where}", params
         ).fetchnumpy()
@@ -235,7 +222,7 @@ class DuckDBChunkStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         if query.query_embedding is None:
             raise ValueError("a vector query needs query_embedding")
-        where, params = sqlfilters.to_sql(query.filters)
+        where, params = sqlfilters.to_sql(query.filters, dialect=sqlfilters.DUCKDB)
         rows = self._con.execute(
             f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, "
             f"array_inner_product(embedding, ?::FLOAT[{int(self.dim)}]) AS score "

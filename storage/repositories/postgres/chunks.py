@@ -24,14 +24,11 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from artifact_mcp.storage.repositories.postgres import filters as sqlfilters
+from artifact_mcp.storage.repositories import sqlfilters
+from artifact_mcp.storage.repositories.nodes import META_COLUMNS, chunk_rows
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ChunkText
 
-META_COLUMNS = (
-    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
-    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
-)
 CHANGES_CHANNEL = "artifact_mcp_chunks"
 _NEVER = np.iinfo(np.int64).max
 _BATCH = 20_000
@@ -89,16 +86,8 @@ class PostgresChunkStore(BasePydanticVectorStore):
     def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
         if not nodes:
             return []
-        cols: dict[str, list[Any]] = {c: [] for c in CHUNK_COLUMNS}
-        for node in nodes:
-            meta = node.metadata
-            for c in META_COLUMNS:
-                cols[c].append(meta.get(c))
-            cols["chunk_id"].append(node.node_id)
-            cols["start_char"].append(node.start_char_idx or 0)
-            cols["end_char"].append(node.end_char_idx or 0)
-            cols["text"].append(node.get_content())
-        self.add_rows(cols, np.array([node.get_embedding() for node in nodes], dtype=np.float32))
+        cols, vectors = chunk_rows(nodes)
+        self.add_rows(cols, vectors)
         return cols["chunk_id"]
 
     def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
@@ -161,12 +150,12 @@ class PostgresChunkStore(BasePydanticVectorStore):
             "WHERE seq = ANY(%s)", [[int(s) for s in seqs]])}
 
     def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
-        where, params = sqlfilters.to_sql(filters)
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.POSTGRES)
         rows = self._db.all(f"SELECT seq FROM chunks WHERE {where}", params)
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
     def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
-        where, params = sqlfilters.to_sql(filters)
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.POSTGRES)
         rows = self._db.all(
             "SELECT seq, coalesce((extract(epoch FROM expires_at) * 1000000)::bigint, %s) FROM chunks "
             f"WHERE {where}", [_NEVER, *params])
@@ -199,7 +188,7 @@ class PostgresChunkStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         if query.query_embedding is None:
             raise ValueError("a vector query needs query_embedding")
-        where, params = sqlfilters.to_sql(query.filters)
+        where, params = sqlfilters.to_sql(query.filters, dialect=sqlfilters.POSTGRES)
         rows = self._db.all(f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, embedding FROM chunks "
                             f"WHERE {where}", params)
         if not rows:

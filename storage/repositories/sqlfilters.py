@@ -1,0 +1,85 @@
+"""LlamaIndex `MetadataFilters` -> a SQL WHERE clause over the chunks table (parameterized), for either backend.
+
+Only known columns can be filtered on: a filter key is never interpolated into SQL unless it is in `FILTERABLE`.
+Every search applies these *inside* the query, before its top-k, never after it. The backends differ only in
+their placeholder and list operators (`Dialect`): DuckDB's lists, PostgreSQL's arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+FILTERABLE = frozenset({
+    "artifact_id", "root_artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "artifact_type", "tags", "collection", "expires_at",
+})
+_LIST_COLUMNS = frozenset({"tags"})
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Templates with `{col}` and `{p}` (the placeholder)."""
+
+    p: str
+    has_all: str      # a list column holds every given value
+    has_any: str      # ... at least one of them
+    contains: str     # ... this one value
+    in_list: str      # a scalar column is one of the given values
+    timestamp: str    # the parameter as a timestamp
+
+
+DUCKDB = Dialect(p="?", has_all="list_has_all({col}, {p})", has_any="list_has_any({col}, {p})",
+                 contains="list_contains({col}, {p})", in_list="list_contains({p}, {col})",
+                 timestamp="CAST({p} AS TIMESTAMP)")
+POSTGRES = Dialect(p="%s", has_all="{col} @> {p}::text[]", has_any="{col} && {p}::text[]",
+                   contains="{p} = ANY({col})", in_list="{col} = ANY({p})", timestamp="{p}::timestamp")
+
+
+def _one(f: MetadataFilter, alias: str, d: Dialect) -> tuple[str, list[Any]]:
+    if f.key not in FILTERABLE:
+        raise ValueError(f"cannot filter chunks on {f.key!r}; filterable: {sorted(FILTERABLE)}")
+    col = f"{alias}{f.key}"
+    op, value = f.operator, f.value
+    if f.key == "expires_at":
+        # "Not expired at <value>": NULL means never expires (no TTL, or pinned).
+        if op != FilterOperator.GT or not isinstance(value, str):
+            raise ValueError("expires_at only supports '>' with an ISO timestamp")
+        return f"({col} IS NULL OR {col} > {d.timestamp.format(p=d.p)})", [value]
+    if f.key in _LIST_COLUMNS:
+        if op == FilterOperator.ALL:
+            return d.has_all.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
+        if op == FilterOperator.ANY:
+            return d.has_any.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
+        if op in (FilterOperator.CONTAINS, FilterOperator.EQ):
+            return d.contains.format(col=col, p=d.p), [value]
+        raise ValueError(f"operator {op.value!r} is not supported on {f.key}")
+    simple = {FilterOperator.EQ: "=", FilterOperator.NE: "<>"}
+    if op in simple:
+        return f"{col} {simple[op]} {d.p}", [value]
+    if op == FilterOperator.IN:
+        return d.in_list.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
+    if op == FilterOperator.NIN:
+        return f"NOT ({d.in_list.format(col=col, p=d.p)})", [list(value)]  # type: ignore[arg-type]
+    if op == FilterOperator.IS_EMPTY:
+        return f"{col} IS NULL", []
+    raise ValueError(f"operator {op.value!r} is not supported on {f.key}")
+
+
+def to_sql(filters: MetadataFilters | None, alias: str = "", dialect: Dialect = DUCKDB) -> tuple[str, list[Any]]:
+    """(clause, params); "TRUE" for no filters. `alias` prefixes columns, e.g. "c."."""
+    if filters is None or not filters.filters:
+        return "TRUE", []
+    parts: list[str] = []
+    params: list[Any] = []
+    for f in filters.filters:
+        clause, p = to_sql(f, alias, dialect) if isinstance(f, MetadataFilters) else _one(f, alias, dialect)
+        parts.append(f"({clause})")
+        params += p
+    cond = filters.condition or FilterCondition.AND
+    if cond == FilterCondition.NOT:
+        return f"NOT ({' AND '.join(parts)})", params
+    joiner = " OR " if cond == FilterCondition.OR else " AND "
+    return joiner.join(parts), params
