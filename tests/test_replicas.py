@@ -115,3 +115,26 @@ async def test_a_subscriber_on_one_replica_hears_of_a_write_on_another(postgres:
                     while not isinstance(event, ResourceUpdated):
                         event = await events.__anext__()
                 assert event.uri == made["uri"]
+
+
+def test_concurrent_new_versions_over_replicas_never_fork_an_artifact(postgres: Any, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    with replicas(postgres, tmp_path, 2) as clients:
+        made = clients[0].post(f"{NS}/artifacts", json={"name": "contested", "content": "v1"})
+        root = made.json()["artifact_id"]
+
+        def put(i: int) -> int:
+            r = clients[i % 2].put(f"{NS}/artifacts/{root}", json={"content": f"edit {i}"})
+            assert r.status_code in (200, 409), r.text
+            return r.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(put, range(48)))
+        versions = clients[1].get(f"{NS}/artifacts/{root}/versions").json()
+        listed = versions["versions"] if isinstance(versions, dict) else versions
+        numbers = sorted(v["version"] for v in listed)
+        assert numbers == list(range(1, len(numbers) + 1))  # no version number twice
+        assert len(numbers) == 1 + codes.count(200)
+        assert [v["is_latest"] for v in sorted(listed, key=lambda v: v["version"])][-1] is True
+        assert sum(v["is_latest"] for v in listed) == 1

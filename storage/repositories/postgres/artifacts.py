@@ -15,6 +15,7 @@ import psycopg
 
 from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
+from artifact_mcp.storage.errors import Conflict
 from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
@@ -54,6 +55,10 @@ class PostgresArtifacts:
                 f"INSERT INTO artifacts ({', '.join(columns)}) VALUES ({', '.join(_mark(c) for c in columns)})",
                 [_value(c, getattr(row, c)) for c in columns])
         except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "artifacts_root":
+                raise Conflict(
+                    f"artifact {row.root_artifact_id} got version {row.version} from another request at the same "
+                    "time; re-read it (get_artifact) and apply your change again") from exc
             raise DuplicateKey(row.artifact_id) from exc
 
     def update(self, artifact_id: str, changes: Mapping[str, Any]) -> None:

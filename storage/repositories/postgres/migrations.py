@@ -76,7 +76,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 generation_error     text
             )
             """,
-            "CREATE INDEX artifacts_root ON artifacts (root_artifact_id, version)",
+            # Unique: two replicas that both read version N and write N+1 cannot both succeed (the second is refused
+            # as a conflict, repositories/postgres/artifacts.py), where one process's lock serializes them on DuckDB.
+            "CREATE UNIQUE INDEX artifacts_root ON artifacts (root_artifact_id, version)",
             "CREATE INDEX artifacts_listing ON artifacts (org_id, workspace_id, namespace_id, created_at DESC, "
             "artifact_id DESC)",
             "CREATE INDEX artifacts_thread ON artifacts (org_id, workspace_id, namespace_id, thread_id, created_at)",
