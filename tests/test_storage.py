@@ -22,6 +22,7 @@ from mcp.server import MCPServer
 from artifact_mcp.server.app import build_app
 from artifact_mcp.server.runtime import Runtime
 from artifact_mcp.server.settings import Settings
+from artifact_mcp.storage import blobs as blobs_module
 from artifact_mcp.storage.blobs import blob_key
 from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
 from artifact_mcp.storage.repositories.duckdb.migrations import MIGRATIONS
@@ -39,6 +40,15 @@ def b64(data: bytes) -> str:
 
 def key_of(data: bytes) -> str:
     return blob_key(hashlib.sha256(data).hexdigest())
+
+
+@pytest.fixture(autouse=True)
+def _grace_elapsed(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the blob store is shared by replicas and spares blobs written in the last
+    SHARED_GRACE_SECONDS (tests/test_s3_replicas.py tests that rule); these tests check what happens once it has
+    passed, so it is zero here."""
+    if backend == "postgres":
+        monkeypatch.setattr(blobs_module, "SHARED_GRACE_SECONDS", 0.0)
 
 
 @pytest.fixture

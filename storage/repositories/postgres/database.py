@@ -68,6 +68,11 @@ class PostgresRepositories:
                                    # A connection is checked as it is handed out: after a database restart
                                    # the first requests get fresh connections, not dead ones.
                                    check=ConnectionPool.check_connection,
+                                   # Give up a failed reconnection after 1 s instead of backing off for minutes:
+                                   # the next request then starts a fresh attempt at once, so the first request
+                                   # after the database is back gets a connection (psycopg_pool's backoff grows
+                                   # to 8 s and more during an outage, and the request would time out waiting).
+                                   reconnect_timeout=1.0,
                                    name="artifact-mcp")
         self.pool.open(wait=True, timeout=timeout)
         self.db = Connections(self.pool)
