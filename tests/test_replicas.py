@@ -138,3 +138,32 @@ def test_concurrent_new_versions_over_replicas_never_fork_an_artifact(postgres: 
         assert len(numbers) == 1 + codes.count(200)
         assert [v["is_latest"] for v in sorted(listed, key=lambda v: v["version"])][-1] is True
         assert sum(v["is_latest"] for v in listed) == 1
+
+
+def test_searches_on_one_replica_while_another_writes_never_fail(postgres: Any, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    with replicas(postgres, tmp_path, 2) as (writer, reader):
+        stop = time.monotonic() + 6
+
+        def write(k: int) -> int:
+            n = 0
+            while time.monotonic() < stop:
+                r = writer.post(f"{NS}/artifacts", json={"name": f"w{k}-{n}", "content": f"burst entry {k} {n}"})
+                assert r.status_code == 201, r.text
+                n += 1
+            return n
+
+        def search() -> list[int]:
+            codes = []
+            while time.monotonic() < stop:
+                for mode in ("keyword", "hybrid", "semantic"):
+                    r = reader.post(f"{NS}/artifacts/query", json={"query": "burst entry", "mode": mode})
+                    codes.append(r.status_code)
+                    assert r.status_code == 200, r.text  # a chunk committed elsewhere mid-query is no error
+            return codes
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            writes = [pool.submit(write, k) for k in range(3)]
+            searches = pool.submit(search)
+            assert sum(w.result() for w in writes) > 0 and len(searches.result()) > 0

@@ -23,6 +23,7 @@ class FollowingService:
         self.ctx = ctx
         self.cache = cache
         self.feed = feed
+        cache.tolerate_unknown = True
         feed.start()  # before the cache loads: nothing committed after the load is missed
 
     def wait(self, timeout: float) -> bool:
@@ -44,9 +45,14 @@ class FollowingService:
                 cache.note_removed(removed)
             if cache.loaded:
                 last = cache.seq(cache.rows - 1) if cache.rows else 0
-                # A seq at or below the cache's last was either loaded with it or committed out of order; the
-                # latter makes a query's eligibility miss it, which reloads the cache (correct, just slower).
-                fresh = sorted({s for c in changes for s in c.added_seqs if s > last})
+                added = np.asarray(sorted({s for c in changes for s in c.added_seqs}), dtype=np.int64)
+                older = added[added <= last]
+                if len(older) and not bool(cache.has(older).all()):
+                    # Committed out of order (its seq was taken before the last one the cache holds): the cache
+                    # cannot insert it in place, so it is loaded again before the next query.
+                    cache.loaded = False
+                    return len(changes)
+                fresh = added[added > last].tolist()
                 if fresh:
                     self._append(fresh)
         return len(changes)
