@@ -1,4 +1,5 @@
-"""LlamaIndex `MetadataFilters` -> a SQL WHERE clause over the chunks table (parameterized), for either backend.
+"""WHERE clauses for either backend: LlamaIndex `MetadataFilters` over the chunks table, and a `ListQuery` over
+the artifacts table (parameterized).
 
 Only known columns can be filtered on: a filter key is never interpolated into SQL unless it is in `FILTERABLE`.
 Every search applies these *inside* the query, before its top-k, never after it. The backends differ only in
@@ -8,9 +9,12 @@ their placeholder and list operators (`Dialect`): DuckDB's lists, PostgreSQL's a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+from artifact_mcp.storage.models import ListQuery, Scope
 
 FILTERABLE = frozenset({
     "artifact_id", "root_artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id",
@@ -83,3 +87,34 @@ def to_sql(filters: MetadataFilters | None, alias: str = "", dialect: Dialect = 
         return f"NOT ({' AND '.join(parts)})", params
     joiner = " OR " if cond == FilterCondition.OR else " AND "
     return joiner.join(parts), params
+
+
+def expired_sql(d: Dialect) -> str:
+    """True for a version expired at the parameter (a pinned one never is)."""
+    return f"(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= {d.p})"
+
+
+def list_filters(scope: Scope, query: ListQuery, now: datetime, d: Dialect) -> tuple[list[str], list[Any]]:
+    """(conditions, params) of an artifact listing: the scope and the query's filters, each condition one item."""
+    where = [f"org_id = {d.p}", f"workspace_id = {d.p}", f"namespace_id = {d.p}"]
+    params: list[Any] = [scope.org_id, scope.workspace_id, scope.namespace_id]
+    if query.latest_only:
+        where.append("is_latest")
+    if not query.include_expired:
+        where.append(f"NOT {expired_sql(d)}")
+        params.append(now)
+    for column, value in (("thread_id", query.thread_id), ("status", query.status),
+                          ("created_by", query.created_by)):
+        if value is not None:
+            where.append(f"{column} = {d.p}")
+            params.append(value)
+    if query.artifact_types:
+        where.append(d.in_list.format(col="artifact_type", p=d.p))
+        params.append(list(query.artifact_types))
+    if query.tags:
+        where.append(d.has_all.format(col="tags", p=d.p))
+        params.append(list(query.tags))
+    if query.promoted_only:
+        where.append("promoted_to_source_id IS NOT NULL")
+    return where, params
+

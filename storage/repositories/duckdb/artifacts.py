@@ -19,12 +19,13 @@ import duckdb
 from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
 from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
+from artifact_mcp.storage.repositories import sqlfilters
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
 COLUMNS = ARTIFACT_COLUMNS
 CARD_COLUMNS = tuple(c for c in COLUMNS if c != "content_text")
-_EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= ?)"
+_EXPIRED_SQL = sqlfilters.expired_sql(sqlfilters.DUCKDB)
 # What `_row` reads: the card, content_text (large: lists only need the preview), then whether it expired.
 _LIST_COLUMNS = "card, NULL"
 _ALL_COLUMNS = "card, content_text"
@@ -179,31 +180,7 @@ class DuckDBArtifacts:
 
     @staticmethod
     def _filters(scope: Scope, query: ListQuery, now: datetime) -> tuple[list[str], list[Any]]:
-        where = ["org_id = ?", "workspace_id = ?", "namespace_id = ?"]
-        params: list[Any] = [scope.org_id, scope.workspace_id, scope.namespace_id]
-        if query.latest_only:
-            where.append("is_latest")
-        if not query.include_expired:
-            where.append(f"NOT {_EXPIRED_SQL}")
-            params.append(now)
-        if query.thread_id is not None:
-            where.append("thread_id = ?")
-            params.append(query.thread_id)
-        if query.artifact_types:
-            where.append("list_contains(?, artifact_type)")
-            params.append(list(query.artifact_types))
-        if query.status is not None:
-            where.append("status = ?")
-            params.append(query.status)
-        if query.tags:
-            where.append("list_has_all(tags, ?)")
-            params.append(list(query.tags))
-        if query.created_by is not None:
-            where.append("created_by = ?")
-            params.append(query.created_by)
-        if query.promoted_only:
-            where.append("promoted_to_source_id IS NOT NULL")
-        return where, params
+        return sqlfilters.list_filters(scope, query, now, sqlfilters.DUCKDB)
 
     def list(
         self, scope: Scope, query: ListQuery, after: Position | None, now: datetime

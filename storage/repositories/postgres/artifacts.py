@@ -17,12 +17,13 @@ from artifact_mcp.storage.clock import from_us
 from artifact_mcp.storage.cursor import Position
 from artifact_mcp.storage.errors import Conflict
 from artifact_mcp.storage.models import ListQuery, Scope, ThreadSummary
+from artifact_mcp.storage.repositories import sqlfilters
 from artifact_mcp.storage.repositories.postgres.connections import Connections
 from artifact_mcp.storage.repositories.protocols import DuplicateKey
 from artifact_mcp.storage.repositories.rows import ARTIFACT_COLUMNS, ArtifactRef, ArtifactRow, ArtifactTally
 
 COLUMNS = ARTIFACT_COLUMNS
-_EXPIRED_SQL = "(expires_at IS NOT NULL AND NOT is_pinned AND expires_at <= %s)"
+_EXPIRED_SQL = sqlfilters.expired_sql(sqlfilters.POSTGRES)
 _ALL_COLUMNS = ", ".join(COLUMNS)
 _LIST_COLUMNS = ", ".join("NULL" if c == "content_text" else c for c in COLUMNS)
 
@@ -119,31 +120,7 @@ class PostgresArtifacts:
 
     @staticmethod
     def _filters(scope: Scope, query: ListQuery, now: datetime) -> tuple[list[str], list[Any]]:
-        where = ["org_id = %s", "workspace_id = %s", "namespace_id = %s"]
-        params: list[Any] = [scope.org_id, scope.workspace_id, scope.namespace_id]
-        if query.latest_only:
-            where.append("is_latest")
-        if not query.include_expired:
-            where.append(f"NOT {_EXPIRED_SQL}")
-            params.append(now)
-        if query.thread_id is not None:
-            where.append("thread_id = %s")
-            params.append(query.thread_id)
-        if query.artifact_types:
-            where.append("artifact_type = ANY(%s)")
-            params.append(list(query.artifact_types))
-        if query.status is not None:
-            where.append("status = %s")
-            params.append(query.status)
-        if query.tags:
-            where.append("tags @> %s")
-            params.append(list(query.tags))
-        if query.created_by is not None:
-            where.append("created_by = %s")
-            params.append(query.created_by)
-        if query.promoted_only:
-            where.append("promoted_to_source_id IS NOT NULL")
-        return where, params
+        return sqlfilters.list_filters(scope, query, now, sqlfilters.POSTGRES)
 
     def list(self, scope: Scope, query: ListQuery, after: Position | None,
              now: datetime) -> tuple[list[ArtifactRow], int]:
