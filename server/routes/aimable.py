@@ -28,7 +28,7 @@ from artifact_mcp.storage.access import Access, Permission, Principal
 from artifact_mcp.storage.errors import Forbidden
 from artifact_mcp.storage.generate.models import IDEMPOTENCY_KEY_PATTERN
 from artifact_mcp.storage.models import ARTIFACT_ID_PATTERN, ID_PATTERN, Scope
-from artifact_mcp.storage.usecases import artifacts, generation, recall
+from artifact_mcp.storage.usecases import artifacts, generation, links, recall
 from artifact_mcp.storage.usecases.bodies import ReadOptions
 
 PREFIX = "/v1/spaces/{space_id}"
@@ -82,7 +82,7 @@ def aimable_router(runtime: Runtime) -> APIRouter:
                                                       "honoured: 206, 416)."}})
     async def download(a: Read, artifact_id: ArtifactIdPath, request: Request) -> Response:
         """The bytes themselves (a generated PDF, an uploaded file, the text of created content), streamed."""
-        return await serve_target(runtime, await store().download_target(a.scope, artifact_id), request)
+        return await serve_target(runtime, await links.file_target(store(), a, artifact_id), request)
 
     @router.get("/artifacts/{artifact_id}/jobs", operation_id="aimable_list_jobs", summary="An artifact's jobs",
                 response_model=list[AimableJob], responses=NOT_FOUND)
