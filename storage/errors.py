@@ -27,6 +27,11 @@ class Conflict(StoreError):
     kind = "conflict"
 
 
+class Contention(Conflict):
+    """The database rolled this write back to settle it against a concurrent one (a deadlock or a serialization
+    failure between replicas): nothing of it was applied, and the same request again normally succeeds."""
+
+
 class TooLarge(StoreError):
     kind = "too_large"
 

@@ -306,6 +306,9 @@ class ArtifactStore:
     def commit_index(self, tasks: list[IndexTask], prepared: list[Prepared]) -> list[ChangeEvent]:
         return self.indexing.commit_index(tasks, prepared)
 
+    def abandon_index(self, tasks: list[IndexTask], error: str) -> None:
+        self.indexing.abandon_index(tasks, error)
+
     def next_job_due(self) -> datetime | None:
         return self.indexing.next_job_due()
 

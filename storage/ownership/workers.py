@@ -117,7 +117,12 @@ class OwnerWorkers:
         # `running` in the catalog and the next owner requeues them.
         prepared = await anyio.to_thread.run_sync(partial(store.indexing.prepare_index, tasks, run=self.preparer),
                                                   abandon_on_cancel=True)
-        events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
+        try:
+            events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
+        except Exception as exc:
+            # Else the jobs stay `running` (and a shared catalog's heartbeat keeps renewing their lease).
+            await anyio.to_thread.run_sync(store.abandon_index, tasks, f"committing the index failed: {exc}")
+            raise
         for event in events:
             await self._emit(event)
         return 0

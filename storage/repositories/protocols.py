@@ -55,6 +55,10 @@ class ArtifactRepository(Protocol):
         """Every version, oldest first, without content_text."""
     def latest(self, root_artifact_id: str, now: datetime) -> ArtifactRow | None: ...
     def delete(self, artifact_ids: Sequence[str]) -> None: ...
+    def lock(self, artifact_ids: Sequence[str]) -> None:
+        """Hold these rows against other transactions until the caller's commits. Every write that touches an
+        artifact's rows takes them before its job, chunk and posting rows, so concurrent writers queue instead
+        of deadlocking (a no-op where one process's lock already serializes writers)."""
     def list(self, scope: Scope, query: ListQuery, after: Position | None,
              now: datetime) -> tuple[list[ArtifactRow], int]:
         """One page (newest first, `query.limit + 1` rows to tell if there is more) and the total."""

@@ -329,6 +329,7 @@ class GenerationService:
                 error = outcome.error[:2000]
                 attempts = self.retry.max_attempts if outcome.permanent else task.job.attempts
                 with db.transaction():
+                    db.artifacts.lock([aid])  # before its job row, as every writer does
                     retrying = self.retry.fail(db.jobs, task.job.job_id, attempts, error, now)
                     if not retrying and db.artifacts.get(aid, now) is not None:
                         db.artifacts.update(aid, {"status": "failed", "generation_error": error, "updated_at": now})

@@ -4,6 +4,7 @@ embedding model, and taking versions out of the index."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ import numpy as np
 
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import utcnow
-from artifact_mcp.storage.errors import InvalidInput
+from artifact_mcp.storage.errors import Contention, InvalidInput
 from artifact_mcp.storage.index.pipeline import Indexer, Prepared, PrepareInput
 from artifact_mcp.storage.index.search_cache import SearchCache
 from artifact_mcp.storage.jobs import INDEX_JOB_TYPES, RetryPolicy
@@ -22,6 +23,10 @@ from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ArtifactRow, C
 from artifact_mcp.storage.services.context import StoreContext
 
 log = logging.getLogger(__name__)
+
+# A batch's commit rolled back by a shared catalog (a deadlock with another replica's write) is tried again this
+# many times in all: its chunks are computed already, and the conflicting write has usually finished.
+COMMIT_ATTEMPTS = 3
 
 
 @dataclass
@@ -94,13 +99,21 @@ class IndexingService:
     # --- the job runner's steps ------------------------------------------------------------------
 
     def claim_index_jobs(self, limit: int) -> list[IndexTask]:
-        """Mark due jobs running and snapshot their artifact rows: one transaction, a few statements for the batch
-        (writers wait for the store lock meanwhile, so it is held for as few statements as the batch allows)."""
+        """Mark due jobs running, then snapshot their artifact rows: a few statements for the batch (writers wait
+        for the store lock meanwhile, so it is held for as few statements as the batch allows).
+
+        Two transactions: the claim holds job rows, and a writer holding an artifact's row waits for its job row
+        (`unindex`); taking the artifact rows in the same transaction would deadlock with it. A crash between
+        the two leaves the jobs running under a lease that lapses (or a restart requeues them)."""
         db = self.db
         now = utcnow()
         tasks: list[IndexTask] = []
-        with self.ctx.lock, db.transaction():
+        with self.ctx.lock:
             jobs = db.jobs.claim(now, limit, INDEX_JOB_TYPES)
+            if not jobs:
+                return tasks
+        with self.ctx.lock, db.transaction():
+            db.artifacts.lock([job.artifact_id for job in jobs])
             rows = db.artifacts.get_many([job.artifact_id for job in jobs], now, with_content=True)
             claimed: dict[str, dict[str, Any]] = {}
             for job in jobs:
@@ -154,21 +167,42 @@ class IndexingService:
     def commit_index(self, tasks: list[IndexTask], prepared: list[Prepared]) -> list[ChangeEvent]:
         """Write each task's chunks, index fields and job outcome: one transaction for the batch (a commit costs
         more than a small insert), with one statement per table for all its chunks, postings and rows."""
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            now = utcnow()
+            try:
+                with self.ctx.lock:
+                    with self.db.transaction():
+                        events, added = self._commit_batch(tasks, prepared, now)
+                    # After the commit, so the in-memory mirror never holds a chunk the catalog does not.
+                    for artifact_id, seqs, prep in added:
+                        assert prep.vectors is not None
+                        self.cache.add(artifact_id, seqs, prep.vectors, [c.n_terms for c in prep.chunks],
+                                       [(c.terms, c.tfs) for c in prep.chunks])
+                return events
+            except Contention:
+                # Rolled back whole by a shared catalog's deadlock settlement: the prepared work still holds.
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def abandon_index(self, tasks: list[IndexTask], error: str) -> None:
+        """A batch whose commit failed: each job still running counts a failed attempt (retried later, or given
+        up), instead of staying `running` under this process's lease for as long as it lives."""
         now = utcnow()
-        with self.ctx.lock:
-            with self.db.transaction():
-                events, added = self._commit_batch(tasks, prepared, now)
-            # After the commit, so the in-memory mirror never holds a chunk the catalog does not.
-            for artifact_id, seqs, prep in added:
-                assert prep.vectors is not None
-                self.cache.add(artifact_id, seqs, prep.vectors, [c.n_terms for c in prep.chunks],
-                               [(c.terms, c.tfs) for c in prep.chunks])
-        return events
+        with self.ctx.lock, self.db.transaction():
+            running = self.db.jobs.running([t.job.job_id for t in tasks])
+            for task in tasks:
+                if task.job.job_id in running:
+                    self.retry.fail(self.db.jobs, task.job.job_id, task.job.attempts, error[:2000], now)
 
     def _commit_batch(self, tasks: list[IndexTask], prepared: list[Prepared],
                       now: datetime) -> tuple[list[ChangeEvent], list[tuple[str, list[int], Prepared]]]:
         db = self.db
         events: list[ChangeEvent] = []
+        # The artifact rows first, as every writer takes them: a new version made meanwhile either committed
+        # (is_latest is false below) or waits until these chunks are written, then removes them itself.
+        db.artifacts.lock([t.row.artifact_id for t in tasks])
         running = db.jobs.running([task.job.job_id for task in tasks])
         current = db.artifacts.get_many([t.row.artifact_id for t in tasks if t.job.job_id in running], now)
         ready: list[tuple[IndexTask, ArtifactRow, Prepared]] = []

@@ -100,13 +100,15 @@ class WriteService:
 
     def _write_version(self, row: ArtifactRow, replaced: ArtifactRow) -> None:
         with self.db.transaction():
+            # The new row first: of two requests making the same version number, the second waits here on the
+            # unique key and is refused (Conflict) before it holds anything another writer could wait for.
+            self.db.artifacts.insert(row)
             self.db.artifacts.update(
                 replaced.artifact_id,
                 {"is_latest": False, "replaced_by_version": row.version, "updated_at": row.created_at},
             )
             # Only the latest version is searchable: the replaced one leaves the index in this transaction.
             self.indexing.unindex([replaced.artifact_id])
-            self.db.artifacts.insert(row)
             self.db.jobs.enqueue(row, row.created_at)
 
     # --- update ----------------------------------------------------------------------------------
@@ -236,6 +238,7 @@ class WriteService:
         remaining = [v for v in versions if v.artifact_id not in doomed_set]
         keys = [v.blob_key for v in doomed if v.blob_key]
         with db.transaction():
+            db.artifacts.lock([v.artifact_id for v in versions])
             self.indexing.unindex(doomed_ids)
             db.jobs.delete_for(doomed_ids)
             db.generations.delete_for(doomed_ids)

@@ -176,6 +176,9 @@ class DuckDBArtifacts:
     def delete(self, artifact_ids: Sequence[str]) -> None:
         self.con.execute("DELETE FROM artifacts WHERE list_contains(?, artifact_id)", [list(artifact_ids)])
 
+    def lock(self, artifact_ids: Sequence[str]) -> None:
+        """Nothing to do: one process owns the file and its store lock already serializes every writer."""
+
     # --- listing --------------------------------------------------------------------------------
 
     @staticmethod

@@ -116,6 +116,12 @@ class PostgresArtifacts:
     def delete(self, artifact_ids: Sequence[str]) -> None:
         self._db.run("DELETE FROM artifacts WHERE artifact_id = ANY(%s)", [list(artifact_ids)])
 
+    def lock(self, artifact_ids: Sequence[str]) -> None:
+        if artifact_ids:
+            # In id order, so two writers locking overlapping sets queue rather than deadlock.
+            self._db.all("SELECT artifact_id FROM artifacts WHERE artifact_id = ANY(%s) ORDER BY artifact_id "
+                         "FOR UPDATE", [sorted(artifact_ids)])
+
     # --- listing --------------------------------------------------------------------------------
 
     @staticmethod

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from artifact_mcp.storage.errors import Unavailable
+from artifact_mcp.storage.errors import Contention, Unavailable
 
 
 def describe(pool: ConnectionPool) -> str:
@@ -26,16 +26,25 @@ def describe(pool: ConnectionPool) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @contextmanager
 def translated(pool: ConnectionPool) -> Iterator[None]:
     """A lost or unreachable database becomes `Unavailable` (HTTP 503, a tool error that says so): the pool
     reconnects by itself once the database is back, so the caller only has to retry."""
     try:
         yield
+    except psycopg.errors.TransactionRollback as exc:
+        # An OperationalError too, but the database is fine: it chose this transaction to settle a deadlock or
+        # a serialization failure with another one (rolled back whole: the request can simply be sent again).
+        raise Contention("another request changed the same artifact or job at the same moment and the database "
+                         f"rolled this one back ({_first_line(exc)}); nothing was applied: send it again") from exc
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Unavailable(f"the catalog database {describe(pool)} is unreachable ({first}); the server reconnects "
-                          "by itself when it is back: retry in a few seconds") from exc
+        raise Unavailable(f"the catalog database {describe(pool)} is unreachable ({_first_line(exc)}); the server "
+                          "reconnects by itself when it is back: retry in a few seconds") from exc
 
 
 class Connections:
