@@ -97,3 +97,37 @@ def test_a_killed_replicas_jobs_are_finished_by_another(postgres: Any, tmp_path:
     with psycopg.connect(url) as con:
         done = dict(con.execute("SELECT job_id, status FROM jobs WHERE job_id = ANY(%s)", [held]).fetchall())
     assert set(done.values()) == {"succeeded"}, done
+
+
+def test_a_stalled_replica_finds_its_lapsed_claim_taken_over(postgres: Any) -> None:
+    """A replica that stalls past its lease (a long pause, not a death) must not write the outcome of a job
+    another replica has taken over: its holder checks (`jobs.running`) say the job is no longer its own."""
+    from datetime import timedelta
+
+    from artifact_mcp.storage.clock import utcnow
+    from artifact_mcp.storage.repositories.postgres.database import PostgresRepositories
+    from artifact_mcp.storage.repositories.rows import ArtifactRef
+
+    url = postgres.new_database()
+    stalled, other = PostgresRepositories(url, max_size=2), PostgresRepositories(url, max_size=2)
+    try:
+        now = utcnow()
+        job_id = stalled.jobs.enqueue(ArtifactRef("art_stall", "default", "default", "default"), now)
+        [claimed] = stalled.jobs.claim(now, 10, ("index",))
+        assert claimed.job_id == job_id
+        assert stalled.jobs.running([job_id]) == {job_id} and other.jobs.running([job_id]) == set()
+        assert other.jobs.claim(now, 10, ("index",)) == []  # a live claim is nobody else's
+
+        assert stalled.jobs.lease is not None
+        later = now + stalled.jobs.lease + timedelta(seconds=1)
+        assert other.jobs.heartbeat(later) == 1  # the lapsed lease is requeued ...
+        [again] = other.jobs.claim(later, 10, ("index",))  # ... and taken over
+        assert (again.job_id, again.attempts) == (job_id, 2)
+        assert other.jobs.running([job_id]) == {job_id} and other.jobs.is_running(job_id)
+        # The stalled replica wakes up: the job is not its own any more, and its heartbeat does not take it back.
+        assert stalled.jobs.running([job_id]) == set() and not stalled.jobs.is_running(job_id)
+        stalled.jobs.heartbeat(later)
+        assert other.jobs.running([job_id]) == {job_id} and stalled.jobs.running([job_id]) == set()
+    finally:
+        stalled.close()
+        other.close()

@@ -378,3 +378,17 @@ def test_size_limits_are_413_and_store_nothing(alice: httpx.Client) -> None:
                    headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     assert _total(alice) == before
+
+
+def test_new_content_keeps_the_mime_type_of_its_kind(alice: httpx.Client) -> None:
+    """A Markdown report edited with new text stays text/markdown unless the edit names a type; content of
+    another kind (JSON after text) takes its own."""
+    aid = _create(alice, name="report", content="# v1", mime_type="text/markdown")["artifact_id"]
+    r = alice.patch(f"{ACME}/artifacts/{aid}", json={"content": "# v2, edited"})
+    assert r.status_code == 200 and r.json()["artifact"]["mime_type"] == "text/markdown", r.text
+    r = alice.patch(f"{ACME}/artifacts/{aid}", json={"content": "plain now", "mime_type": "text/plain"})
+    assert r.json()["artifact"]["mime_type"] == "text/plain"
+    r = alice.patch(f"{ACME}/artifacts/{aid}", json={"content": {"rows": [1, 2]}})
+    assert r.json()["artifact"]["mime_type"] == "application/json"
+    versions = alice.get(f"{ACME}/artifacts/{aid}/versions").json()["versions"]
+    assert [v["mime_type"] for v in versions] == ["text/markdown", "text/markdown", "text/plain", "application/json"]

@@ -98,7 +98,8 @@ class JobRepository(Protocol):
     def retry(self, job_id: str, error: str, next_run_at: datetime) -> None: ...
     def is_running(self, job_id: str) -> bool: ...
     def running(self, job_ids: list[str]) -> set[str]:
-        """Which of these jobs are still running."""
+        """Which of these jobs are still running under this process's claim (on a shared catalog a lapsed claim
+        may have passed to another replica: its outcome is then that replica's to write)."""
     def cancel_open(self, artifact_ids: list[str]) -> None: ...
     def cancel_types(self, types: tuple[str, ...], reason: str, now: datetime) -> None:
         """Cancel every open (queued, retrying, running) job of these types."""

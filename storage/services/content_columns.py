@@ -13,8 +13,11 @@ from artifact_mcp.storage.repositories.rows import ContentColumns
 
 
 def content_columns(new_content: JsonValue, blob: tuple[str, str] | None, data: bytes | None,
-                    file_name: str | None, mime_type: str | None, *, max_content_bytes: int) -> ContentColumns:
-    """Columns describing a version's content; `blob` is the staged (key, sha256) of `data`."""
+                    file_name: str | None, mime_type: str | None, *, max_content_bytes: int,
+                    previous: tuple[str | None, str] | None = None) -> ContentColumns:
+    """Columns describing a version's content; `blob` is the staged (key, sha256) of `data`. `previous` is the
+    (content_kind, mime_type) of the version this one replaces: new text or JSON content of the same kind with no
+    `mime_type` keeps the earlier one (a Markdown report edited stays text/markdown, not text/plain)."""
     if data is not None and new_content is not None:
         raise InvalidInput("give either `content` or file bytes, not both")
     if data is None or blob is None:
@@ -33,6 +36,8 @@ def content_columns(new_content: JsonValue, blob: tuple[str, str] | None, data: 
                 f"content is {size} bytes, over the {max_content_bytes}-byte limit "
                 "(ARTIFACT_MCP_MAX_UPLOAD_BYTES); split it into several artifacts"
             )
+        if mime_type is None and previous is not None and previous[0] == kind:
+            mime_type = previous[1]
         return ContentColumns(
             content_kind=kind, content_text=text, content_preview=contentlib.preview(text),
             mime_type=(mime_type or default_mime).lower(), size_bytes=size, sha256=None, has_file=False,

@@ -117,9 +117,10 @@ class WriteService:
         with self.ctx.staged(patch.data) as blob:
             content_body = None
             if patch.changes_content():
-                def content_body(file_name: str | None) -> ContentColumns:
+                def content_body(file_name: str | None, latest: ArtifactRow) -> ContentColumns:
                     return content_columns(patch.content, blob, patch.data, file_name, patch.mime_type,
-                                           max_content_bytes=self.ctx.max_content_bytes)
+                                           max_content_bytes=self.ctx.max_content_bytes,
+                                           previous=(latest.content_kind, latest.mime_type))
             return self._apply_update(scope, artifact_id, patch, content_body)
 
     def update_from_blob(self, scope: Scope, artifact_id: str, patch: FilePatch,
@@ -127,7 +128,7 @@ class WriteService:
         with self.ctx.adopted(staged) as key:
             return self._apply_update(
                 scope, artifact_id, patch,
-                lambda file_name: streamed_columns(self.ctx.blobs, key, staged, file_name, patch.mime_type))
+                lambda file_name, _latest: streamed_columns(self.ctx.blobs, key, staged, file_name, patch.mime_type))
 
     @staticmethod
     def _changes(patch: FilePatch, now: datetime) -> dict[str, Any]:
@@ -151,8 +152,10 @@ class WriteService:
         return changes
 
     def _apply_update(self, scope: Scope, artifact_id: str, patch: FilePatch,
-                      content_body: Callable[[str | None], ContentColumns] | None) -> tuple[UpdateResult, ChangeEvent]:
-        """Apply `patch`: in place, or as a new version whose content columns `content_body(file_name)` gives."""
+                      content_body: Callable[[str | None, ArtifactRow], ContentColumns] | None,
+                      ) -> tuple[UpdateResult, ChangeEvent]:
+        """Apply `patch`: in place, or as a new version whose content columns `content_body(file_name, latest)`
+        gives."""
         with self.ctx.lock:
             now = utcnow()  # under the lock, as in create: a new version's created_at follows insertion order
             row = self.ctx.visible_row(scope, artifact_id, now)
@@ -174,7 +177,7 @@ class WriteService:
                 )
             new_id = new_artifact_id()
             file_name = patch.file_name if patch.file_name is not None else latest.file_name
-            body = content_body(file_name)
+            body = content_body(file_name, latest)
             fields = {k: getattr(latest, k) for k in INHERITED}
             fields.update(changes)
             name, artifact_type = fields.pop("name", latest.name), fields.pop("artifact_type", latest.artifact_type)

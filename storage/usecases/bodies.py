@@ -147,7 +147,10 @@ class UpdateBody(WaitParams, ArtifactFields):
     )
     data_base64: str | None = Field(None, description="New file bytes (base64): creates a new version.")
     file_name: FileNameField = None
-    mime_type: MimeType = None
+    mime_type: MimeType = Field(
+        None, description="Of the new content. Omitted: new text or JSON keeps the previous version's type when that "
+        "was text or JSON too (else text/plain or application/json); new file bytes are detected."
+    )
     artifact_type: ArtifactType | None = None
     status: ArtifactStatus | None = None
     clear_ttl: bool = Field(False, description="Remove the TTL so the artifact no longer expires.")

@@ -100,14 +100,16 @@ class PostgresJobs:
                      "WHERE job_id = %s", [error, next_run_at, job_id])
 
     def is_running(self, job_id: str) -> bool:
-        row = self._db.one("SELECT status FROM jobs WHERE job_id = %s", [job_id])
-        return bool(row) and row[0] == "running"
+        return bool(self.running([job_id]))
 
     def running(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs are still running under this replica's claim: a replica that stalled past its
+        lease finds the job taken over (claimed by another) and drops its own outcome instead of writing it too."""
         if not job_ids:
             return set()
         return {r[0] for r in self._db.all(
-            "SELECT job_id FROM jobs WHERE job_id = ANY(%s) AND status = 'running'", [list(job_ids)])}
+            "SELECT job_id FROM jobs WHERE job_id = ANY(%s) AND status = 'running' AND claimed_by = %s",
+            [list(job_ids), self.instance])}
 
     def cancel_open(self, artifact_ids: list[str]) -> None:
         self._db.run(
