@@ -31,6 +31,7 @@ Progress goes to stderr; a table to stdout; full figures (and settings) to --out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -121,6 +122,8 @@ async def run_size(n: int, model: str, args: argparse.Namespace) -> dict[str, An
            "ARTIFACT_MCP_EMBEDDING_MODEL": model}
     for key, value in args.env:
         env[key] = value
+    if getattr(args, "catalog", None):
+        env["ARTIFACT_MCP_CATALOG_PATH"] = args.catalog
     params = StdioServerParameters(command=str(REPO / ".venv/bin/artifact-mcp"),
                                    args=["serve", "--data-dir", data_dir], env=env, cwd=str(workdir))
     seq = min(args.samples, n // 2)
@@ -280,7 +283,8 @@ def ms_pair(d: dict[str, Any] | None, key: str) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = f"{'metric':<34}" + "".join(f"{r['artifacts']:>8,} {r['model'][:7]:>7}" for r in results)
+    head = f"{'metric':<34}" + "".join(
+        f"{r['artifacts']:>8,} {(r.get('catalog', 'duckdb')[:2] + ':' + r['model'])[:7]:>7}" for r in results)
     rows: list[tuple[str, list[str]]] = []
 
     def row(label: str, values: list[str]) -> None:
@@ -320,17 +324,54 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def postgres_ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per size and model: each operation's p50 on PostgreSQL over its p50 on DuckDB (client and server side)."""
+    out = []
+    for pg in (r for r in results if r.get("catalog") == "postgresql"):
+        duck = next(r for r in results if r.get("catalog") == "duckdb" and r["artifacts"] == pg["artifacts"]
+                    and r["model"] == pg["model"])
+        ratios: dict[str, float] = {}
+        for key, pick in (("create_seq", lambda r, s: r["create"].get(f"sequential_{s}")),
+                          ("create_bulk", lambda r, s: r["create"].get(f"bulk_{s}")),
+                          ("get", lambda r, s: r.get(f"get_{s}")),
+                          ("list_first", lambda r, s: r.get(f"list_first_{s}")),
+                          ("list_deep", lambda r, s: r.get(f"list_deep_{s}"))):
+            for side in ("client", "server"):
+                a, b = pick(pg, side), pick(duck, side)
+                if a and b:
+                    ratios[f"{key}_{side}"] = a["p50_ms"] / b["p50_ms"]
+        ratios["create_per_second_bulk"] = pg["create"]["bulk_per_second"] / duck["create"]["bulk_per_second"]
+        out.append({"artifacts": pg["artifacts"], "model": pg["model"], "postgres_over_duckdb_p50": ratios})
+        log(f"N={pg['artifacts']} {pg['model']}: PostgreSQL / DuckDB p50 " + ", ".join(
+            f"{k} {v:.2f}" for k, v in ratios.items()))
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> None:
     results = []
-    for n in args.sizes:
-        for model in args.models:
-            results.append(await run_size(n, model, args))
-            print(table(results[-1:]), file=sys.stderr, flush=True)
+    catalogs: list[tuple[str, Any]] = [("duckdb", None)]
+    stack = contextlib.ExitStack()
+    if args.postgres:
+        # A throwaway PostgreSQL from the machine's binaries (tests/support_postgres.py), a fresh database per
+        # size: each size runs on embedded DuckDB, then on PostgreSQL over TCP on 127.0.0.1.
+        sys.path.insert(0, str(REPO))
+        from tests.support_postgres import postgres_server
+
+        pg = stack.enter_context(postgres_server())
+        catalogs.append(("postgresql", pg))
+    with stack:
+        for n in args.sizes:
+            for model in args.models:
+                for catalog, pg in catalogs:
+                    args.catalog = pg.new_database() if pg is not None else None
+                    log(f"--- N={n} {model} on {catalog}")
+                    results.append(await run_size(n, model, args) | {"catalog": catalog})
+                    print(table(results[-1:]), file=sys.stderr, flush=True)
     report = {
         "benchmark": "crud", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
         "cpus": os.cpu_count(), "python": platform.python_version(), "mode": args.mode, "models": args.models,
         "content_bytes": 4096, "page": args.page, "samples": args.samples, "env": dict(args.env),
-        "results": results,
+        "results": results, "postgres_over_duckdb": postgres_ratios(results) if args.postgres else [],
     }
     print(table(results))
     if args.out:
@@ -346,6 +387,8 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=50, help="page size of the timed list calls")
     parser.add_argument("--models", nargs="+", default=["default"],
                         help="embedding models (ARTIFACT_MCP_EMBEDDING_MODEL), a fresh server per model and size")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run every size on a throwaway PostgreSQL too, and give PostgreSQL / DuckDB p50 ratios")
     add_server_args(parser)
     args = parser.parse_args()
     anyio.run(main_async, args)

@@ -346,8 +346,9 @@ class ArtifactStore:
         return self.db.jobs.heartbeat(utcnow())
 
     def warm_up(self) -> None:
-        """Load what a query needs, then what indexing needs (the owner calls it once the store is open), so that
-        neither the first query nor the first index job waits for them. `is_warm` turns true in between."""
+        """Load what a query needs (the owner calls it once the store is open), so that the first query does not
+        wait for it; `is_warm` turns true after. Not the chunkers: index jobs run in the preparation child
+        (index/child.py), which loads its own, and they cost this process ~110 MB and the first query ~1 s."""
         try:
             self.indexer.embed_query("warm up")  # loads the embedding model (seconds, the first time)
             with self._lock:  # the search mirror, which the first query would otherwise load
@@ -360,7 +361,6 @@ class ArtifactStore:
             log.exception("warming up search failed; the first query will load what it needs")
         finally:
             self._warm.set()
-        self.indexing.warm_up()  # the chunkers (it logs its own failures)
 
     def serve_cold(self) -> None:
         """Answer queries without warm_up (an owner that runs no background work): the first one loads what it

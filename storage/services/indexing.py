@@ -129,10 +129,6 @@ class IndexingService:
             db.artifacts.update_many(claimed)
         return tasks
 
-    def warm_up(self) -> None:
-        """Load the embedding model and the chunkers (seconds, the first time) before the first job needs them."""
-        self.indexer.warm_up()
-
     def next_job_due(self) -> datetime | None:
         with self.ctx.lock:
             return self.db.jobs.next_due(INDEX_JOB_TYPES)
