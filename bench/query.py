@@ -53,6 +53,7 @@ Progress goes to stderr; a table to stdout; full figures (and settings) to --out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -182,8 +183,9 @@ async def run_queries(n: int, data_dir: Path, workdir: Path, queries: list[str],
         env["ARTIFACT_MCP_EMBEDDING_MODEL"] = args.query_model
     for key, value in args.env:
         env[key] = value
+    catalog = ["--catalog", args.catalog] if args.catalog else []
     params = StdioServerParameters(command=str(REPO / ".venv/bin/artifact-mcp"),
-                                   args=["serve", "--data-dir", str(data_dir)], env=env, cwd=str(workdir))
+                                   args=["serve", "--data-dir", str(data_dir), *catalog], env=env, cwd=str(workdir))
     # Every call gets a text of its own (no two calls share one, across modes, repetitions and the warm-up): the
     # server caches query embeddings by text (EmbeddingModel._cached_query), and a repeated text would time a
     # cache hit instead of the model.
@@ -273,7 +275,8 @@ def breakdown(data_dir: Path, queries: list[str], args: argparse.Namespace) -> d
     from artifact_mcp.storage.ownership.client import StoreConfig, open_store
     from artifact_mcp.storage.services import recall as recall_mod
 
-    cfg = StoreConfig(catalog_path=str(data_dir / "catalog.duckdb"), blob_url=(data_dir / "blobs").resolve().as_uri(),
+    cfg = StoreConfig(catalog_path=args.catalog or str(data_dir / "catalog.duckdb"),
+                      blob_url=(data_dir / "blobs").resolve().as_uri(),
                       memory_limit="2GB", threads=1,
                       index=IndexConfig(embedding_model=args.query_model))  # the server's defaults
     store = open_store(cfg)
@@ -390,7 +393,8 @@ async def run_size(n: int, docs: list[tuple[str, str]], queries: list[str], args
     workdir = Path(tempfile.mkdtemp(prefix=f"query-bench-{n}-", dir=args.tmp))
     data_dir = workdir / "data"
     try:
-        cached = Path(args.catalog_cache) / f"{n}-{args.other_fraction}" if args.catalog_cache else None
+        cached = Path(args.catalog_cache) / f"{n}-{args.other_fraction}" \
+            if args.catalog_cache and not args.catalog else None
         if cached is not None and (cached / "build.json").exists():
             # A catalog an earlier run built with these settings (copied: the server writes to its copy).
             log(f"N={n}: copying the catalog built earlier in {cached}")
@@ -399,7 +403,7 @@ async def run_size(n: int, docs: list[tuple[str, str]], queries: list[str], args
             build["reused_from"] = str(cached)
         else:
             log(f"N={n}: building the catalog in {data_dir}")
-            build = await anyio.to_thread.run_sync(build_catalog, n, data_dir, docs, args)
+            build = await anyio.to_thread.run_sync(build_catalog, n, data_dir, docs, args, args.catalog)
             if cached is not None:
                 shutil.rmtree(cached, ignore_errors=True)
                 shutil.copytree(data_dir, cached / "data")
@@ -408,8 +412,9 @@ async def run_size(n: int, docs: list[tuple[str, str]], queries: list[str], args
             f"= {build['chunks_per_second']:.0f} chunks/s with the hash embedding "
             f"(pipeline {build['create_seconds'] + build['index_seconds']:.1f}s for {build['pipeline_chunks']:,} "
             f"chunks, bulk copies {build['clone_seconds']:.1f}s for {build['cloned_chunks']:,})")
-        build["labelled_as"] = relabel(data_dir, args.query_model)
+        build["labelled_as"] = relabel(data_dir, args.query_model, args.catalog)
         result: dict[str, Any] = {"target_chunks": n, "chunks": build["chunks"], "build": build,
+                                  "catalog": "postgresql" if args.catalog else "duckdb",
                                   "data_dir_mb": dir_size(data_dir) / 2**20}
         source = source_fingerprint()
         if source["sha256"] != args.source["sha256"]:
@@ -462,6 +467,28 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def postgres_ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per size: each mode's server p50 on PostgreSQL over DuckDB's, and the in-process whole-query p50s."""
+    out = []
+    for pg in (r for r in results if r.get("catalog") == "postgresql"):
+        duck = next((r for r in results if r.get("catalog") == "duckdb" and r["target_chunks"] == pg["target_chunks"]),
+                    None)
+        if duck is None:
+            continue
+        ratios: dict[str, float] = {}
+        for mode in MODES:
+            for side in ("server", "client"):
+                a, b = (r.get("modes", {}).get(mode, {}).get(side) for r in (pg, duck))
+                if a and b:
+                    ratios[f"{mode}_{side}_p50"] = a["p50_ms"] / b["p50_ms"]
+            a, b = (r.get("breakdown", {}).get(f"store_query_{mode}") for r in (pg, duck))
+            if a and b:
+                ratios[f"{mode}_in_process_p50"] = a["p50_ms"] / b["p50_ms"]
+        out.append({"chunks": pg["chunks"], "postgres_over_duckdb_p50": ratios})
+        log(f"N={pg['chunks']:,}: PostgreSQL / DuckDB p50 " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> None:
     root = Path(args.dataset)
     docs = load_corpus(root)
@@ -470,9 +497,24 @@ async def main_async(args: argparse.Namespace) -> None:
     args.source = source_fingerprint()
     log(f"sources: git {args.source['git_head'][:8]}, {len(args.source['modified'])} modified files")
     results = []
-    for n in args.sizes:
-        results.append(await run_size(n, docs, queries, args))
-        print(table(results[-1:]), file=sys.stderr, flush=True)
+    catalogs: list[Any] = [None]
+    stack = contextlib.ExitStack()
+    if args.postgres:
+        # A throwaway PostgreSQL from the machine's binaries (tests/support_postgres.py): each size on DuckDB,
+        # then built again (through the pipeline) in a fresh PostgreSQL database and served from it.
+        sys.path.insert(0, str(REPO))
+        from tests.support_postgres import postgres_server
+
+        catalogs.append(stack.enter_context(postgres_server()))
+    with stack:
+        for n in args.sizes:
+            for pg in catalogs:
+                args.catalog = pg.new_database() if pg is not None else None
+                log(f"--- N={n} on {'PostgreSQL' if pg is not None else 'DuckDB'}")
+                results.append(await run_size(n, docs, queries, args))
+                print(table(results[-1:]), file=sys.stderr, flush=True)
+    args.catalog = None
+    ratios = postgres_ratios(results)
     report = {
         "benchmark": "query", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(),
         "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "python": platform.python_version(),
@@ -483,7 +525,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "source_changed_during_run": any(r["source"]["sha256"] != args.source["sha256"] for r in results)
         or source_fingerprint()["sha256"] != args.source["sha256"],
         "targets": {"hybrid_server_p50_ms_at_100k": 30, "hybrid_server_p95_ms_at_100k": 60},
-        "results": results,
+        "results": results, "postgres_over_duckdb": ratios,
     }
     print(table(results))
     if args.out:
@@ -508,6 +550,8 @@ def main() -> None:
     parser.add_argument("--query-model", default="default",
                         help="the server's embedding model: 'default' (the real one), or 'hash:384' to time "
                              "everything but the model (a hash query embedding costs ~0.1 ms)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="every size on a throwaway PostgreSQL too (built through the pipeline), with ratios")
     parser.add_argument("--catalog-cache", default=None,
                         help="keep each size's built catalog here and reuse it in later runs (the same data for "
                              "a before/after comparison); a run copies it, so the cached one stays unqueried")

@@ -354,6 +354,9 @@ class ArtifactStore:
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
+            from artifact_mcp.storage.index.embeddings import trim_heap  # imported by open_store already
+
+            trim_heap()
         except ModelNotPrepared as exc:  # not a fault: setup is not done; say what to do, without a traceback
             log.warning("%s; until then semantic and hybrid queries fail with this message, keyword queries and "
                         "every other tool work", exc)

@@ -7,11 +7,12 @@ fraction of a validated pydantic model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from artifact_mcp.storage.models import Scope
+from artifact_mcp.storage.models import Job, Scope
 
 # Artifact columns, in table order (`ArtifactRow`'s fields follow it, then `is_expired`, which is derived).
 ARTIFACT_COLUMNS: tuple[str, ...] = (
@@ -278,3 +279,18 @@ class ChunkVector:
     artifact_id: str
     n_terms: int
     embedding: bytes
+
+
+JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "created_at", "started_at",
+               "ended_at", "next_run_at")
+
+
+def jobs_from_rows(rows: Iterable[Sequence[Any]]) -> list[Job]:
+    """`Job`s from rows of JOB_COLUMNS; `next_run_at` only for a job still waiting to run."""
+    jobs = []
+    for r in rows:
+        job = dict(zip(JOB_COLUMNS, r, strict=True))
+        if job["status"] not in ("queued", "retrying"):
+            job["next_run_at"] = None
+        jobs.append(Job(**job))
+    return jobs

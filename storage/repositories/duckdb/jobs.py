@@ -8,10 +8,14 @@ import duckdb
 
 from artifact_mcp.storage.ids import new_job_id
 from artifact_mcp.storage.models import Job, Scope
-from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
-
-JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "created_at", "started_at",
-               "ended_at", "next_run_at")
+from artifact_mcp.storage.repositories.rows import (
+    JOB_COLUMNS,
+    ArtifactRef,
+    ArtifactRow,
+    ClaimedJob,
+    JobTally,
+    jobs_from_rows,
+)
 
 
 class DuckDBJobs:
@@ -133,13 +137,7 @@ class DuckDBJobs:
             "ORDER BY created_at DESC, job_id",
             [artifact_ids],
         ).fetchall()
-        jobs = []
-        for r in rows:
-            job = dict(zip(JOB_COLUMNS, r, strict=True))
-            if job["status"] not in ("queued", "retrying"):
-                job["next_run_at"] = None
-            jobs.append(Job(**job))
-        return jobs
+        return jobs_from_rows(rows)
 
     def tally(self, scope: Scope) -> JobTally:
         pending, running, failed, oldest = self._con.execute(

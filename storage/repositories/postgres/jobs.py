@@ -17,10 +17,15 @@ from datetime import datetime, timedelta
 from artifact_mcp.storage.ids import new_job_id
 from artifact_mcp.storage.models import Job, Scope
 from artifact_mcp.storage.repositories.postgres.connections import Connections
-from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
+from artifact_mcp.storage.repositories.rows import (
+    JOB_COLUMNS,
+    ArtifactRef,
+    ArtifactRow,
+    ClaimedJob,
+    JobTally,
+    jobs_from_rows,
+)
 
-JOB_COLUMNS = ("job_id", "artifact_id", "type", "status", "attempts", "error", "created_at", "started_at",
-               "ended_at", "next_run_at")
 # How long a claim holds a job without a renewal: what a killed replica's jobs wait before another takes them.
 LEASE = timedelta(seconds=30)
 
@@ -138,13 +143,7 @@ class PostgresJobs:
         rows = self._db.all(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE artifact_id = ANY(%s) ORDER BY created_at DESC, job_id",
             [list(artifact_ids)])
-        jobs = []
-        for r in rows:
-            job = dict(zip(JOB_COLUMNS, r, strict=True))
-            if job["status"] not in ("queued", "retrying"):
-                job["next_run_at"] = None
-            jobs.append(Job(**job))
-        return jobs
+        return jobs_from_rows(rows)
 
     def tally(self, scope: Scope) -> JobTally:
         row = self._db.one(
