@@ -23,6 +23,7 @@ Progress to stderr; a table to stdout; figures to --out as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
@@ -89,11 +90,17 @@ class RssSampler:
         self._thread.join()
 
 
-def start_server(data: Path, port: int, max_bytes: int) -> subprocess.Popen[bytes]:
+def start_server(data: Path, port: int, max_bytes: int, s3: Any = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_MCP_")}
     cmd = [str(REPO / ".venv" / "bin" / "artifact-mcp"), "serve", "--transport", "http", "--host", "127.0.0.1",
            "--port", str(port), "--data-dir", str(data), "--embedding-model", "hash:384",
            "--max-upload-bytes", str(max_bytes)]
+    if s3 is not None:
+        # Blobs on S3 (moto's standalone server, a real endpoint), reached through the usual AWS settings; the
+        # download link is then S3's own presigned URL.
+        env.update(s3.env())
+        env["ARTIFACT_MCP_NATIVE_DOWNLOAD_LINKS"] = "true"
+        cmd += ["--blob-url", f"s3://{s3.new_bucket()}/artifacts"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=(data.parent / "server.log").open("wb"), env=env)
     wait_ready(proc, port, data.parent / "server.log", 60)
@@ -162,7 +169,20 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the file")
     parser.add_argument("--target-mb", type=float, default=300.0, help="peak server RSS target")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "large_file.json"))
+    parser.add_argument("--s3", action="store_true",
+                        help="blobs on S3: a throwaway moto server on 127.0.0.1 (tests/support_s3.py)")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        s3 = None
+        if args.s3:
+            sys.path.insert(0, str(REPO))
+            from tests.support_s3 import s3_server
+
+            s3 = stack.enter_context(s3_server())
+        run(args, s3)
+
+
+def run(args: argparse.Namespace, s3: Any) -> None:
 
     size = args.size_mb * MiB
     work = Path(tempfile.mkdtemp(prefix="large-file-", dir=args.tmp))
@@ -176,7 +196,7 @@ def main() -> None:
         token = create_token(data)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_server(data, port, max_bytes=size + MiB)
+        proc = start_server(data, port, max_bytes=size + MiB, s3=s3)
         try:
             with RssSampler(proc.pid) as rss:
                 time.sleep(0.5)
@@ -204,14 +224,16 @@ def main() -> None:
                 proc.kill()
         peaks = {k: round(v / 1024, 1) for k, v in rss.peaks.items()}
         report = {
-            "bench": "large_file", "size_bytes": size, "platform": platform.platform(), "python": sys.version,
+            "bench": "large_file", "blobs": "s3 (moto)" if s3 is not None else "file", "size_bytes": size,
+            "platform": platform.platform(), "python": sys.version,
             "cpus": os.cpu_count(),
             "upload": {"seconds": round(up_s, 2), "mb_per_s": round(size / MiB / up_s, 1),
                        "sha256_matches": art["sha256"] == expected, "size_matches": art["size_bytes"] == size},
             "download": {"seconds": round(down_s, 2), "mb_per_s": round(size / MiB / down_s, 1),
                          "sha256_matches": got == expected, "size_matches": got_size == size,
                          "range_request_ok": range_ok},
-            "link": {k: link[k] for k in ("expires_in", "file_name", "content_type", "file_size_bytes")},
+            "link": {k: link[k] for k in ("expires_in", "file_name", "content_type", "file_size_bytes")}
+            | {"host": httpx.URL(link["download_url"]).host, "port": httpx.URL(link["download_url"]).port},
             "server_rss_mb": {"idle": round(idle / 1024, 1), **{f"peak_{k}": v for k, v in peaks.items()},
                               "lifetime_peak_vmhwm": round(hwm / 1024, 1)},
             "target_peak_rss_mb": args.target_mb,

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 _PREFIX = "sha256"
 # Streams are copied in pieces of this size: memory stays flat whatever the file's size.
 STREAM_CHUNK_BYTES = 1024 * 1024
+# An object store's writer buffers this much before sending it as one part of a multipart upload. s3fs's default,
+# 50 MiB, held ~157 MB of the server's memory during a streamed upload (its buffer and the part's copies,
+# bench/large_file.py --s3); S3's minimum part is 5 MiB, and 10,000 parts of 8 MiB still allow 80 GB.
+WRITE_BLOCK_BYTES = 8 * 1024 * 1024
 # Temporary files younger than this are never cleaned up: a streamed upload may sit there, written, until the
 # owning process moves it into place (see `stage_stream`).
 TMP_GRACE_SECONDS = 3600.0
@@ -117,7 +121,7 @@ class BlobStore:
                     os.fsync(fh.fileno())
             os.replace(tmp, final)
         else:
-            with self.fs.open(tmp, "wb") as fh:
+            with self.fs.open(tmp, "wb", block_size=WRITE_BLOCK_BYTES) as fh:
                 fh.write(data)
             self.fs.makedirs(self.fs._parent(final), exist_ok=True)
             self.fs.mv(tmp, final)
@@ -135,7 +139,7 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         try:
-            with open(tmp, "wb") if self._local else self.fs.open(tmp, "wb") as out:
+            with open(tmp, "wb") if self._local else self.fs.open(tmp, "wb", block_size=WRITE_BLOCK_BYTES) as out:
                 while chunk := fileobj.read(chunk_bytes):
                     size += len(chunk)
                     if size > self.max_bytes:
