@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="http/sse: 'tokens' (default) requires a token from `artifact-mcp token create`; "
                        "'none' trusts every caller (local use only)")
     serve.add_argument("--public-url", help="base URL clients use to reach this server (for download links)")
+    serve.add_argument("--job-lease-seconds", type=float,
+                       help="PostgreSQL catalog: how long a replica's job claim lasts unrenewed, i.e. how soon a "
+                       "dead replica's jobs pass to another (default 30)")
 
     token = sub.add_parser("token", help="create, list or revoke API tokens for the HTTP transports")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     blob_fsync: bool = True
     sweep_interval_seconds: float = Field(60.0, gt=0)
     gc_interval_seconds: float = Field(3600.0, gt=0)
+    job_lease_seconds: float = Field(30.0, ge=3, le=3600, description="PostgreSQL catalog: how long a replica's "
+                                     "claim on a background job lasts without renewal (renewed every third of it): "
+                                     "how soon a dead replica's jobs pass to another.")
     resource_max_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Largest artifact served by resources/read "
                                     "(inside one JSON-RPC message); bigger ones go by download link.")
     resources_page_size: int = Field(50, ge=1, le=200)
@@ -107,6 +110,7 @@ class Settings(BaseSettings):
             blob_fsync=self.blob_fsync,
             sweep_interval_seconds=self.sweep_interval_seconds,
             gc_interval_seconds=self.gc_interval_seconds,
+            job_lease_seconds=self.job_lease_seconds,
             index=self.index_config(),
         )
 

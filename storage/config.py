@@ -57,6 +57,7 @@ class StoreConfig(BaseModel):
     blob_fsync: bool = True
     sweep_interval_seconds: float = 60.0
     gc_interval_seconds: float = 3600.0
+    job_lease_seconds: float = 30.0  # a shared catalog's job claims (repositories/postgres/jobs.py)
     takeover_timeout_seconds: float = 60.0
     # A short-lived owner (a CLI command) runs no background work: index jobs it would claim and cut short at exit
     # wait for the next server instead, and a query loads the embedding model itself.

@@ -69,7 +69,7 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
     if cfg.is_postgres:
         from artifact_mcp.storage.repositories.postgres.database import PostgresRepositories
 
-        db = PostgresRepositories(cfg.catalog_path, embedding_dim=dim)
+        db = PostgresRepositories(cfg.catalog_path, embedding_dim=dim, job_lease_seconds=cfg.job_lease_seconds)
     else:
         from artifact_mcp.storage.repositories.duckdb.database import DuckDBRepositories
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,18 @@ def test_a_database_restart_under_load_gives_errors_only_while_it_is_down(tmp_pa
                 assert c.get(f"{NS}/artifacts/{aid}").status_code == 200, aid
 
 
+# A short lease: the survivor takes the killed replica's jobs over within seconds, not the default 30.
+LEASE_SECONDS = 5
+
+
 def _spawn(data_dir: Path, url: str, port: int, blobs: str) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [server_command(), "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port),
          "--data-dir", str(data_dir), "--catalog", url, "--blob-url", blobs, "--auth", "none"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(data_dir / "stderr.log", "wb"),
-        env=server_env(ARTIFACT_MCP_EMBEDDING_MODEL=TEST_EMBEDDING), start_new_session=True)
+        env=server_env(ARTIFACT_MCP_EMBEDDING_MODEL=TEST_EMBEDDING, ARTIFACT_MCP_JOB_LEASE_SECONDS=str(LEASE_SECONDS)),
+        start_new_session=True)
 
 
 def test_a_killed_replicas_jobs_are_finished_by_another(postgres: Any, tmp_path: Path) -> None:
@@ -83,9 +89,12 @@ def test_a_killed_replicas_jobs_are_finished_by_another(postgres: Any, tmp_path:
         stop(victim)
     with psycopg.connect(url) as con:
         held = [r[0] for r in con.execute("SELECT job_id FROM jobs WHERE status = 'running'").fetchall()]
+        lapses = con.execute("SELECT max(lease_until) FROM jobs WHERE status = 'running'").fetchone()[0]
     assert held, "the replica was killed holding no job: nothing to take over"
+    # ARTIFACT_MCP_JOB_LEASE_SECONDS set the claims' lease (the default is 30 s): renewed until the kill, no longer.
+    assert lapses - datetime.now(UTC).replace(tzinfo=None) <= timedelta(seconds=LEASE_SECONDS)
     with serve_http(tmp_path / "survivor", "--catalog", url, "--blob-url", blobs, "--auth", "none",
-                    "--embedding-model", TEST_EMBEDDING) as port2, \
+                    "--embedding-model", TEST_EMBEDDING, "--job-lease-seconds", str(LEASE_SECONDS)) as port2, \
             httpx.Client(base_url=f"http://127.0.0.1:{port2}", timeout=60) as c:
         # Every acknowledged write is there; its job is done here, at the latest once the dead one's lease lapses.
         deadline = time.monotonic() + 90

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
@@ -22,7 +23,7 @@ from artifact_mcp.storage.repositories.postgres.connections import Connections, 
 from artifact_mcp.storage.repositories.postgres.feed import PostgresChangeFeed
 from artifact_mcp.storage.repositories.postgres.generations import PostgresGenerations
 from artifact_mcp.storage.repositories.postgres.idempotency import PostgresIdempotencyKeys
-from artifact_mcp.storage.repositories.postgres.jobs import PostgresJobs
+from artifact_mcp.storage.repositories.postgres.jobs import LEASE, PostgresJobs
 from artifact_mcp.storage.repositories.postgres.migrations import MIGRATION_LOCK, MIGRATIONS
 from artifact_mcp.storage.repositories.postgres.postings import PostgresPostings
 from artifact_mcp.storage.repositories.postgres.settings import PostgresSettings
@@ -57,7 +58,7 @@ class PostgresRepositories:
     """Every repository over one PostgreSQL database. `embedding_dim` sizes the chunks' vectors."""
 
     def __init__(self, url: str, *, embedding_dim: int | None = None, min_size: int = 1, max_size: int = 8,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, job_lease_seconds: float = LEASE.total_seconds()) -> None:
         self.url = url
         # `timeout`: how long a request waits for a connection. Longer than any wait under load here; past it the
         # database counts as unreachable (503, `connections.translated`).
@@ -83,7 +84,7 @@ class PostgresRepositories:
             self.pool.close()
             raise
         self.artifacts = PostgresArtifacts(self.db)
-        self.jobs = PostgresJobs(self.db)
+        self.jobs = PostgresJobs(self.db, lease=timedelta(seconds=job_lease_seconds))
         self.chunks = PostgresChunkStore(self.db, dim=embedding_dim or _DEFAULT_DIM, writer=self.jobs.instance)
         self.feed = PostgresChangeFeed(self.db, url, writer=self.jobs.instance)
         self.postings = PostgresPostings(self.db)
