@@ -8,14 +8,8 @@ import duckdb
 
 from artifact_mcp.storage.ids import new_job_id
 from artifact_mcp.storage.models import Job, Scope
-from artifact_mcp.storage.repositories.rows import (
-    JOB_COLUMNS,
-    ArtifactRef,
-    ArtifactRow,
-    ClaimedJob,
-    JobTally,
-    jobs_from_rows,
-)
+from artifact_mcp.storage.repositories import rows
+from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
 
 
 class DuckDBJobs:
@@ -132,12 +126,12 @@ class DuckDBJobs:
         return 0
 
     def for_artifacts(self, artifact_ids: list[str]) -> list[Job]:
-        rows = self._con.execute(
-            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE list_contains(?, artifact_id) "
+        found = self._con.execute(
+            f"SELECT {', '.join(rows.JOB_COLUMNS)} FROM jobs WHERE list_contains(?, artifact_id) "
             "ORDER BY created_at DESC, job_id",
             [artifact_ids],
         ).fetchall()
-        return jobs_from_rows(rows)
+        return rows.jobs_from_rows(found)
 
     def tally(self, scope: Scope) -> JobTally:
         pending, running, failed, oldest = self._con.execute(

@@ -16,15 +16,9 @@ from datetime import datetime, timedelta
 
 from artifact_mcp.storage.ids import new_job_id
 from artifact_mcp.storage.models import Job, Scope
+from artifact_mcp.storage.repositories import rows
 from artifact_mcp.storage.repositories.postgres.connections import Connections
-from artifact_mcp.storage.repositories.rows import (
-    JOB_COLUMNS,
-    ArtifactRef,
-    ArtifactRow,
-    ClaimedJob,
-    JobTally,
-    jobs_from_rows,
-)
+from artifact_mcp.storage.repositories.rows import ArtifactRef, ArtifactRow, ClaimedJob, JobTally
 
 # How long a claim holds a job without a renewal: what a killed replica's jobs wait before another takes them.
 LEASE = timedelta(seconds=30)
@@ -140,10 +134,11 @@ class PostgresJobs:
                             "WHERE status = 'running' AND claimed_by = %s", [now, self.instance])
 
     def for_artifacts(self, artifact_ids: list[str]) -> list[Job]:
-        rows = self._db.all(
-            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE artifact_id = ANY(%s) ORDER BY created_at DESC, job_id",
+        found = self._db.all(
+            f"SELECT {', '.join(rows.JOB_COLUMNS)} FROM jobs WHERE artifact_id = ANY(%s) "
+            "ORDER BY created_at DESC, job_id",
             [list(artifact_ids)])
-        return jobs_from_rows(rows)
+        return rows.jobs_from_rows(found)
 
     def tally(self, scope: Scope) -> JobTally:
         row = self._db.one(
