@@ -41,9 +41,10 @@ class Settings(BaseSettings):
     blob_fsync: bool = True
     sweep_interval_seconds: float = Field(60.0, gt=0)
     gc_interval_seconds: float = Field(3600.0, gt=0)
-    job_lease_seconds: float = Field(30.0, ge=3, le=3600, description="PostgreSQL catalog: how long a replica's "
-                                     "claim on a background job lasts without renewal (renewed every third of it): "
-                                     "how soon a dead replica's jobs pass to another.")
+    job_lease_seconds: float = Field(
+        StoreConfig.model_fields["job_lease_seconds"].default, ge=3, le=3600,
+        description="PostgreSQL catalog: how long a replica's claim on a background job lasts without renewal "
+        "(renewed every third of it): how soon a dead replica's jobs pass to another.")
     resource_max_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Largest artifact served by resources/read "
                                     "(inside one JSON-RPC message); bigger ones go by download link.")
     resources_page_size: int = Field(50, ge=1, le=200)

@@ -348,7 +348,8 @@ class ArtifactStore:
     def warm_up(self) -> None:
         """Load what a query needs (the owner calls it once the store is open), so that the first query does not
         wait for it; `is_warm` turns true after. Not the chunkers: index jobs run in the preparation child
-        (index/child.py), which loads its own, and they cost this process ~110 MB and the first query ~1 s."""
+        (index/child.py), which loads its own. Loading them here as well delayed the first query (bench/startup.py:
+        spawn -> first query 2.42 s with them, 2.29 s without); the idle RSS stayed ~400 MB either way."""
         try:
             self.indexer.embed_query("warm up")  # loads the embedding model (seconds, the first time)
             with self._lock:  # the search mirror, which the first query would otherwise load
