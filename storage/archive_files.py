@@ -33,6 +33,7 @@ _BLOB_NAME = re.compile(r"^blobs/([0-9a-f]{64})$")
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _COPY_CHUNK = 1024 * 1024
 _SPOOL_BYTES = 8 * 1024 * 1024
+_GZIP_LEVEL = 6
 
 
 def is_tar(path: str) -> bool:
@@ -54,8 +55,12 @@ class ArchiveWriter:
         if os.path.lexists(self.part):  # a stopped export's leftovers
             shutil.rmtree(self.part) if os.path.isdir(self.part) else os.unlink(self.part)
         if is_tar(dest):
-            mode = "w:gz" if dest.endswith(("gz", ".tgz")) else "w"
-            self._tar = tarfile.open(self.part, mode)  # noqa: SIM115 - closed by finish/abort
+            if dest.endswith(("gz", ".tgz")):
+                # gzip's own default level, not tarfile's 9: on bench/transfer.py's archive (62 MB) 9 took 5.4 s
+                # and 6 took 1.16 s, for a file 2% larger.
+                self._tar = tarfile.open(self.part, "w:gz", compresslevel=_GZIP_LEVEL)  # noqa: SIM115 - see abort
+            else:
+                self._tar = tarfile.open(self.part, "w")  # noqa: SIM115 - closed by finish/abort
         else:
             os.makedirs(os.path.join(self.part, "blobs"))
         self._manifest = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abort

@@ -11,7 +11,9 @@ import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
+from artifact_mcp.server.app import build_app
 from artifact_mcp.server.runtime import Runtime
+from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.clock import utcnow
 from artifact_mcp.storage.models import Artifact
 from artifact_mcp.storage.repositories.duckdb.artifacts import CARD_COLUMNS
@@ -127,3 +129,44 @@ async def test_migration_builds_the_cards_writes_build(client: Client, store: Ar
     assert set(rebuilt) == set(written)
     for card in rebuilt.values():
         assert set(json.loads(card)) == set(CARD_COLUMNS)
+
+
+def _text_compression(path: str) -> set[str]:
+    import duckdb
+
+    con = duckdb.connect(path)
+    try:
+        con.execute("CHECKPOINT")  # rows are compressed when they are checkpointed
+        return {r[0] for r in con.execute(
+            "SELECT compression FROM pragma_storage_info('artifacts') WHERE column_name = 'content_text' "
+            "AND segment_type = 'VARCHAR'").fetchall()}
+    finally:
+        con.close()
+
+
+async def test_migration_stores_long_text_uncompressed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog written before migration 5 keeps its texts, and they are stored uncompressed after it (DuckDB's
+    ZSTD decompresses a whole vector of rows to read one: see the migration)."""
+    from artifact_mcp.storage.repositories.duckdb import database
+
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS[:4])
+    texts = [" ".join(f"paragraph {i} line {j}: the measured result was {i * j % 97} units." for j in range(400))
+             for i in range(30)]
+    async with Client(build_app(settings)[0]) as client:
+        ids = [(await call(client, "create_artifact", {"name": f"long {i}", "content": t}))["artifact_id"]
+               for i, t in enumerate(texts)]
+    path = str(settings.data_dir / "catalog.duckdb")
+    assert _text_compression(path) == {"ZSTD"}  # what DuckDB picks for such texts, left alone
+
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS)
+    async with Client(build_app(settings)[0]) as client:
+        for artifact_id, text in zip(ids, texts, strict=True):
+            got = await call(client, "get_artifact", {"artifact_id": artifact_id, "max_chars": 100_000})
+            assert got["content"] == text
+        await call(client, "create_artifact", {"name": "after", "content": texts[0]})
+    assert _text_compression(path) == {"Uncompressed"}
+    catalog = database.DuckDBRepositories(path)
+    try:
+        assert catalog.schema_version() == MIGRATIONS[-1][0] == 5
+    finally:
+        catalog.close()
