@@ -239,8 +239,12 @@ class DuckDBArtifacts:
             return [], int(total)
         # No write can come between the two statements: the caller holds the store lock, and this process is
         # the only writer.
+        # A semi-join, not `list_contains(?, rowid)`: DuckDB turns that into a filter it can push down only while the
+        # ids are contiguous; with gaps (any filtered or interleaved page) it read the card of every row in the row
+        # group. Fetching 51 such rows at 100k artifacts: 46-57 ms that way, 1.5-2.2 ms this way.
         fetched = self.con.execute(
-            f"SELECT rowid, {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts WHERE list_contains(?, rowid)",
+            f"SELECT rowid, {_LIST_COLUMNS}, {_EXPIRED_SQL} FROM artifacts "
+            "WHERE rowid IN (SELECT unnest(?::BIGINT[]))",
             [now, row_ids],
         ).fetchall()
         by_id = {r[0]: r[1:] for r in fetched}
