@@ -35,7 +35,10 @@ class IndexConfig(BaseModel):
     fusion_alpha: float = Field(0.7, ge=0, le=1, description="Weight of the semantic side in score fusion.")
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=10, le=2000, description="Candidates each retriever contributes to fusion.")
-    job_batch: int = Field(16, ge=1, le=256, description="Index jobs claimed (and embedded) together.")
+    # 64: the model embeds a batch's chunks sorted by length, so a larger batch pads less. 600 SciFact abstracts
+    # embedded 76.4 chunks/s in batches of 16 artifacts, 85.1 in batches of 64 (all at once: 85.3). The owner
+    # commits them 16 at a time (ownership/workers.py), so a writer waits no longer for the store lock.
+    job_batch: int = Field(64, ge=1, le=256, description="Index jobs claimed (and embedded) together.")
     max_attempts: int = Field(5, ge=1, le=50)
     retry_backoff_seconds: float = Field(1.0, gt=0)
 

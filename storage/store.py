@@ -64,12 +64,28 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
 
         # Before the imports below (LlamaIndex, ~0.7 s): the query model's session opens beside them.
         preload(cfg.index.embedding_model, cfg.index.model_cache_dir)
-    from artifact_mcp.storage.index.embeddings import known_dim
+    from artifact_mcp.storage.index.embeddings import MINILM_ID, known_dim
+    from artifact_mcp.storage.index.model_spec import sticky_default
     from artifact_mcp.storage.index.pipeline import Indexer
 
     index = cfg.index
     indexer = Indexer(index)
     dim = known_dim(index.embedding_model) or indexer.model.dim
+    db = _open_catalog(cfg, dim)
+    spec = sticky_default(index.embedding_model, db.settings.get("embedding_model_id"), MINILM_ID)
+    if spec != index.embedding_model:
+        from artifact_mcp.storage.index.onnx.session import discard
+
+        log.info("this store's index was built by the fp32 default model: it keeps it (set the embedding model to "
+                 "'default:int8' to re-index with today's faster default)")
+        discard(index.embedding_model, index.model_cache_dir)
+        index = index.model_copy(update={"embedding_model": spec})
+        indexer = Indexer(index)
+    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync, shared=cfg.is_postgres)
+    return ArtifactStore(db, blobs, max_content_bytes=cfg.max_upload_bytes, indexer=indexer)
+
+
+def _open_catalog(cfg: StoreConfig, dim: int) -> Repositories:
     db: Repositories
     if cfg.is_postgres:
         from artifact_mcp.storage.repositories.postgres.database import PostgresRepositories
@@ -80,8 +96,7 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
 
         db = DuckDBRepositories(cfg.catalog_path, embedding_dim=dim, memory_limit=cfg.memory_limit,
                                 threads=cfg.threads)
-    blobs = BlobStore(cfg.blob_url, max_bytes=cfg.max_upload_bytes, fsync=cfg.blob_fsync, shared=cfg.is_postgres)
-    return ArtifactStore(db, blobs, max_content_bytes=cfg.max_upload_bytes, indexer=indexer)
+    return db
 
 
 class ArtifactStore:

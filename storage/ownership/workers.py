@@ -20,6 +20,9 @@ from artifact_mcp.storage.models import ChangeEvent
 from artifact_mcp.storage.store import ArtifactStore
 
 log = logging.getLogger(__name__)
+# A batch of index jobs (config.job_batch, embedded together) is committed this many artifacts at a time: each
+# commit holds the store lock, and writers wait for it, about as long as a 16-artifact batch always did.
+COMMIT_SLICE = 16
 MODEL_POLL_SECONDS = 5.0  # how often queued index jobs look for the weights of a model not yet prepared
 
 Emit = Callable[[ChangeEvent], Awaitable[None]]
@@ -121,14 +124,17 @@ class OwnerWorkers:
         # `running` in the catalog and the next owner requeues them.
         prepared = await anyio.to_thread.run_sync(partial(store.indexing.prepare_index, tasks, run=self.preparer),
                                                   abandon_on_cancel=True)
-        try:
-            events = await anyio.to_thread.run_sync(store.commit_index, tasks, prepared)
-        except Exception as exc:
-            # Else the jobs stay `running` (and a shared catalog's heartbeat keeps renewing their lease).
-            await anyio.to_thread.run_sync(store.abandon_index, tasks, f"committing the index failed: {exc}")
-            raise
-        for event in events:
-            await self._emit(event)
+        for start in range(0, len(tasks), COMMIT_SLICE):
+            part = slice(start, start + COMMIT_SLICE)
+            try:
+                events = await anyio.to_thread.run_sync(store.commit_index, tasks[part], prepared[part])
+            except Exception as exc:
+                # Else the jobs stay `running` (and a shared catalog's heartbeat keeps renewing their lease).
+                # Those of the slices committed before are done, not running, and abandoning leaves them be.
+                await anyio.to_thread.run_sync(store.abandon_index, tasks, f"committing the index failed: {exc}")
+                raise
+            for event in events:
+                await self._emit(event)
         return 0
 
     async def _follow(self) -> None:
