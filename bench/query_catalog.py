@@ -158,15 +158,6 @@ def relabel(data_dir: Path, spec: str, catalog: str | None = None) -> str:
     finally:
         db.close()
     return model_id
-    db = DuckDBRepositories(str(data_dir / "catalog.duckdb"))
-    try:
-        with db.transaction():
-            db.settings.set("embedding_model_id", model_id)
-            db.con.execute("UPDATE artifacts SET embedding_model_id = ? WHERE embedding_model_id IS NOT NULL "
-                           "AND embedding_model_id <> ?", [model_id, model_id])
-    finally:
-        db.close()
-    return model_id
 
 
 def _clone(store: Any, need: int, template_of_doc: list[str], docs: list[tuple[str, str]], args: argparse.Namespace
