@@ -1,6 +1,6 @@
 """The default embedding model's variants side by side, in one process and one run (a benchmark, not a test).
 
-For each variant (`default:torch` when torch is installed, `default:fp32` = `default`, `default:int8`): throughput
+For each variant (`default:torch` when torch is installed, `default:fp32`, `default:int8` = `default`): throughput
 on the same documents (docs/s, batches of 32, each variant's own batching), query embedding p50/p95 (one query
 at a time), cosine of its document vectors to fp32's, whether a text's vector depends on the texts batched with
 it, and dense-only retrieval quality on a BEIR dataset (nDCG@10, Recall@100: exact cosine over the document
