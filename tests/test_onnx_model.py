@@ -168,7 +168,7 @@ def test_the_query_session_is_opened_ahead_and_taken_once() -> None:
 def test_a_store_indexed_by_the_fp32_default_keeps_it(tmp_path: Path) -> None:
     """int8 became the default model after stores were indexed by fp32: such a store keeps fp32 under the plain
     `default` (re-indexing every artifact would leave search short until it is done); asked for by name, int8
-    re-indexes it; a new store gets int8."""
+    re-indexes it; a new store, or one with nothing indexed, gets int8."""
     scope = Scope(org_id="default", workspace_id="default", namespace_id="default")
 
     def opened(spec: str, where: Path = tmp_path) -> ArtifactStore:
@@ -205,6 +205,15 @@ def test_a_store_indexed_by_the_fp32_default_keeps_it(tmp_path: Path) -> None:
 
     (tmp_path / "new").mkdir()
     store = opened("default", tmp_path / "new")
+    try:
+        assert store.indexer.model_id == embeddings.MINILM_INT8_ID
+    finally:
+        store.close()
+
+    # A store the fp32 default opened but never indexed anything in has nothing to keep: it gets int8.
+    (tmp_path / "empty").mkdir()
+    opened("default:fp32", tmp_path / "empty").close()
+    store = opened("default", tmp_path / "empty")
     try:
         assert store.indexer.model_id == embeddings.MINILM_INT8_ID
     finally:

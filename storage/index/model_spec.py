@@ -30,10 +30,11 @@ def parse(spec: str) -> tuple[str, str]:
     )
 
 
-def sticky_default(spec: str, stored_model_id: str | None, fp32_model_id: str) -> str:
+def sticky_default(spec: str, stored_model_id: str | None, fp32_model_id: str, indexed_chunks: int) -> str:
     """The model setting a store opens with: `spec`, except that the plain `default` of a store whose index the
     fp32 default built (before int8 became the default) stays fp32: changing the model re-indexes every artifact,
-    and search finds less until that is done."""
-    if spec.strip() in (DEFAULT_MODEL, "all-MiniLM-L6-v2") and stored_model_id == fp32_model_id:
+    and search finds less until that is done. A store with nothing indexed yet has nothing to keep."""
+    if (spec.strip() in (DEFAULT_MODEL, "all-MiniLM-L6-v2") and stored_model_id == fp32_model_id
+            and indexed_chunks > 0):
         return f"{DEFAULT_MODEL}:fp32"
     return spec
