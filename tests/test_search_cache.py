@@ -93,3 +93,23 @@ def test_expiry_applied_at_each_moment(store: ArtifactStore) -> None:
         assert kept is not None and fresh is not None
         assert np.array_equal(kept.rows, fresh.rows) and np.array_equal(kept.artifacts, fresh.artifacts), offset
         assert kept.n == {0: 3, 30: 3, 59: 3, 61: 2, 120: 2, 3599: 2, 3601: 1, 7200: 1}[offset]
+
+
+def test_the_mirror_keeps_every_row_as_it_grows(store: ArtifactStore) -> None:
+    """Appends past the mirror's capacity (1,024 rows, then a quarter more at a time) keep every earlier row: each
+    probe's own chunk is still its best match, in its own artifact."""
+    cache = store.cache
+    with store._lock:
+        cache.load(store.db.chunks, store.db.postings)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, cache.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for i in range(0, 3000, 3):  # artifacts of three chunks, seqs 1..3000
+        cache.add(f"a{i // 3}", list(range(i + 1, i + 4)), vectors[i:i + 3], [1, 1, 1], [([7], [1])] * 3)
+    el = cache.eligible(np.arange(1, 3001))
+    assert el is not None and el.n == 1000
+    for probe in (0, 1023, 1500, 2999):
+        scores = cache.dense(vectors[probe], el)
+        best = int(np.argmax(scores.scores))
+        assert cache.artifact_id(int(el.artifacts[best])) == f"a{probe // 3}"
+        assert cache.seq(int(scores.best_row[best])) == probe + 1
