@@ -72,8 +72,8 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
     indexer = Indexer(index)
     dim = known_dim(index.embedding_model) or indexer.model.dim
     db = _open_catalog(cfg, dim)
-    stored = db.settings.get("embedding_model_id")
-    spec = sticky_default(index.embedding_model, stored, MINILM_ID, db.chunks.count() if stored == MINILM_ID else 0)
+    has_fp32_index = db.settings.get("embedding_model_id") == MINILM_ID and db.chunks.count() > 0
+    spec = sticky_default(index.embedding_model, has_fp32_index)
     if spec != index.embedding_model:
         from artifact_mcp.storage.index.onnx.session import discard
 

@@ -15,6 +15,7 @@ from artifact_mcp.storage.index import embeddings
 from artifact_mcp.storage.index.onnx import cache, session
 from artifact_mcp.storage.models import NewArtifact, Scope
 from artifact_mcp.storage.store import ArtifactStore, open_store
+from tests.test_indexing import run_jobs
 
 TEXTS = [
     "Cats sleep for most of the day and like to nap in warm, sunny spots.",
@@ -175,15 +176,9 @@ def test_a_store_indexed_by_the_fp32_default_keeps_it(tmp_path: Path) -> None:
         return open_store(StoreConfig(catalog_path=str(where / "catalog.duckdb"), blob_url=str(where / "blobs"),
                                       index=IndexConfig(embedding_model=spec)))
 
-    def run_jobs(store: ArtifactStore) -> int:
-        tasks = store.claim_index_jobs(16)
-        if tasks:
-            store.commit_index(tasks, store.prepare_index(tasks))
-        return len(tasks)
-
     store = opened("default:fp32")
     art, _ = store.create(scope, NewArtifact(name="cats", content="Cats sleep for most of the day."))
-    assert run_jobs(store) == 1
+    assert run_jobs(store) == [1]
     store.close()
 
     store = opened("default")  # preloads int8's session, then opens fp32's
@@ -192,14 +187,14 @@ def test_a_store_indexed_by_the_fp32_default_keeps_it(tmp_path: Path) -> None:
         assert store.indexer.config.embedding_model == "default:fp32"
         assert not any(key[1] == "int8" for key in session._opening)  # the preload nobody takes is let go
         assert store.get(scope, art.artifact_id).is_indexed
-        assert run_jobs(store) == 0  # nothing re-indexed
+        assert run_jobs(store) == []  # nothing re-indexed
     finally:
         store.close()
 
     store = opened("default:int8")
     try:
         assert store.indexer.model_id == embeddings.MINILM_INT8_ID
-        assert run_jobs(store) == 1  # asked for by name: re-indexed
+        assert run_jobs(store) == [1]  # asked for by name: re-indexed
     finally:
         store.close()
 

@@ -19,7 +19,7 @@ DEFAULT_VARIANTS = ("int8", "fp32", "torch")
 def parse(spec: str) -> tuple[str, str]:
     """(kind, argument) of a model setting: ("default", variant), ("hash", dim), ("hf", name), ("class", path)."""
     spec = spec.strip()
-    if spec in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+    if _is_plain_default(spec):
         return "default", DEFAULT_VARIANT
     kind, sep, arg = spec.partition(":")
     if (sep and kind in ("hash", "hf", "class")) or (kind == "default" and arg in DEFAULT_VARIANTS):
@@ -30,11 +30,13 @@ def parse(spec: str) -> tuple[str, str]:
     )
 
 
-def sticky_default(spec: str, stored_model_id: str | None, fp32_model_id: str, indexed_chunks: int) -> str:
-    """The model setting a store opens with: `spec`, except that the plain `default` of a store whose index the
-    fp32 default built (before int8 became the default) stays fp32: changing the model re-indexes every artifact,
-    and search finds less until that is done. A store with nothing indexed yet has nothing to keep."""
-    if (spec.strip() in (DEFAULT_MODEL, "all-MiniLM-L6-v2") and stored_model_id == fp32_model_id
-            and indexed_chunks > 0):
-        return f"{DEFAULT_MODEL}:fp32"
-    return spec
+def _is_plain_default(spec: str) -> bool:
+    """The default model named without a variant: the variant is DEFAULT_VARIANT's."""
+    return spec.strip() in (DEFAULT_MODEL, "all-MiniLM-L6-v2")
+
+
+def sticky_default(spec: str, has_fp32_index: bool) -> str:
+    """The model setting a store opens with: `spec`, except that the plain `default` of a store holding an index
+    the fp32 default built (before int8 became the default) stays fp32: changing the model re-indexes every
+    artifact, and search finds less until that is done. A store with nothing indexed yet has nothing to keep."""
+    return f"{DEFAULT_MODEL}:fp32" if has_fp32_index and _is_plain_default(spec) else spec
