@@ -39,6 +39,7 @@ from artifact_mcp.storage.models import (
     QueryResult,
     Scope,
     StagedBlob,
+    SummaryPage,
     ThreadSummary,
     UpdateResult,
 )
@@ -194,6 +195,10 @@ class ArtifactStore:
     @operation(retryable=True)
     def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
         return self._reads.list(scope, query)
+
+    @operation(retryable=True)
+    def list_summaries(self, scope: Scope, query: ListQuery) -> SummaryPage:
+        return self._reads.list_summaries(scope, query)
 
     @operation(retryable=True)
     def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:

@@ -351,7 +351,9 @@ async def test_list_filters(client: Client) -> None:
     page = await listing(client, thread_id="t1")
     assert page["total"] == 2 and page["has_more"] is False and page["next_cursor"] is None
     # list gives the preview, not the full content
-    assert all(x["content"] is None and x["content_text"] is None for x in page["artifacts"])
+    # list gives each artifact's card (its preview), not its content or every field: get_artifact has those
+    assert all("content" not in x and "content_text" not in x and "metadata" not in x for x in page["artifacts"])
+    assert all(x["content_preview"] and x["size_bytes"] > 0 and x["status"] for x in page["artifacts"])
 
 
 async def test_list_latest_only_false_shows_old_versions(client: Client) -> None:

@@ -9,7 +9,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
 from artifact_mcp.storage.access import ScopeParams
-from artifact_mcp.storage.models import Artifact, ArtifactPage, DeleteResult, UpdateResult
+from artifact_mcp.storage.models import Artifact, ArtifactSummary, DeleteResult, SummaryPage, UpdateResult
 from artifact_mcp.storage.usecases import artifacts as usecases
 from artifact_mcp.storage.usecases.bodies import (
     ArtifactRef,
@@ -59,7 +59,7 @@ class ListVersionsInput(ToolInput, ScopeParams, ArtifactRef):
 # --- handlers --------------------------------------------------------------------------------------
 
 
-def _describe(a: Artifact) -> str:
+def _describe(a: Artifact | ArtifactSummary) -> str:
     return f"'{a.name}' ({a.artifact_id}, v{a.version}, {a.artifact_type}, {a.mime_type}, {a.size_bytes} B)"
 
 
@@ -75,10 +75,11 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
     async def list_artifacts(p: ListArtifactsInput, ctx: Context) -> CallToolResult:
         """List artifacts in a scope, newest first, with filters and cursor pagination.
 
-        Returns `artifacts` (metadata and a content preview, not the full content), `total` matching,
-        `has_more` and `next_cursor`; pass `next_cursor` back as `cursor` with the same filters for the
-        next page. Use get_artifact for an artifact's content."""
-        page = await usecases.list_artifacts(backend.store, access(backend, ctx, p, "read"), p)
+        Returns `artifacts` (each one's card: name, type, size, tags, status, dates and a content preview;
+        not its content, metadata or provenance), `total` matching, `has_more` and `next_cursor`; pass
+        `next_cursor` back as `cursor` with the same filters for the next page. Use get_artifact for an
+        artifact's content and all its metadata."""
+        page = await usecases.list_summaries(backend.store, access(backend, ctx, p, "read"), p)
         lines = [f"{len(page.artifacts)} of {page.total} artifacts" + (" (more: pass next_cursor)" if page.has_more
                                                                         else "")]
         lines += [f"- {_describe(a)}" for a in page.artifacts]
@@ -144,7 +145,7 @@ def build_artifact_tools(backend: Backend) -> list[Tool]:
                                 open_world_hint=False)
     return [
         make_tool(list_artifacts, name="list_artifacts", title="List artifacts", input_model=ListArtifactsInput,
-                  output_model=ArtifactPage, annotations=read_only),
+                  output_model=SummaryPage, annotations=read_only),
         make_tool(get_artifact, name="get_artifact", title="Get an artifact", input_model=GetArtifactInput,
                   output_model=Artifact, annotations=read_only, meta=viewer_meta()),
         make_tool(create_artifact, name="create_artifact", title="Create an artifact",

@@ -20,7 +20,7 @@ from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from artifact_mcp.storage.errors import StoreError
-from artifact_mcp.storage.models import Artifact
+from artifact_mcp.storage.models import Artifact, ArtifactSummary
 from artifact_mcp.storage.text import printable
 from artifact_mcp.tools.schema import compact_schema
 
@@ -139,7 +139,7 @@ def make_tool(
     )
 
 
-def link(artifact: Artifact) -> ResourceLink:
+def link(artifact: Artifact | ArtifactSummary) -> ResourceLink:
     return ResourceLink(
         type="resource_link",
         uri=artifact.uri,
@@ -150,7 +150,8 @@ def link(artifact: Artifact) -> ResourceLink:
     )
 
 
-def tool_result(structured: BaseModel, text: str, artifacts: Iterable[Artifact] = ()) -> CallToolResult:
+def tool_result(structured: BaseModel, text: str,
+                artifacts: Iterable[Artifact | ArtifactSummary] = ()) -> CallToolResult:
     """Structured content per the output schema, a short text for the model, and links to artifacts."""
     content: list[Any] = [TextContent(type="text", text=text)]
     content.extend(link(a) for a in artifacts)

@@ -122,10 +122,11 @@ def to_summary(row: ArtifactRow) -> ArtifactSummary:
     return ArtifactSummary(**{f: getattr(row, f) for f in _SUMMARY_FIELDS}, uri=artifact_uri(row.artifact_id))
 
 
-SUMMARY_COLUMNS = _SUMMARY_FIELDS
-"""The catalog columns a summary is made of (`summary_of`)."""
+SUMMARY_COLUMNS = tuple(f for f in _SUMMARY_FIELDS if f != "is_expired")
+"""The catalog columns a search hit's summary is made of (`summary_of`)."""
 
 
 def summary_of(fields: dict[str, Any]) -> ArtifactSummary:
-    """`to_summary` from just the SUMMARY_COLUMNS of a row."""
-    return ArtifactSummary(**fields, uri=artifact_uri(fields["artifact_id"]))
+    """`to_summary` from just the SUMMARY_COLUMNS of a row that a query found: queries see only unexpired chunks
+    (recall.not_expired), so the artifact had not expired when it was found."""
+    return ArtifactSummary(**fields, is_expired=False, uri=artifact_uri(fields["artifact_id"]))

@@ -13,9 +13,11 @@ from artifact_mcp.storage.models import (
     ContentBody,
     ListQuery,
     Scope,
+    SummaryPage,
     ThreadSummary,
 )
-from artifact_mcp.storage.services.context import StoreContext, to_model
+from artifact_mcp.storage.repositories.rows import ArtifactRow
+from artifact_mcp.storage.services.context import StoreContext, to_model, to_summary
 from artifact_mcp.storage.stats import StoreStats
 
 
@@ -32,21 +34,27 @@ class ReadService:
         return to_model(row, max_chars=max_chars)
 
     def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
+        rows, total, next_cursor = self._page(scope, query)
+        return ArtifactPage(artifacts=[to_model(r, max_chars=0) for r in rows], total=total,
+                            has_more=next_cursor is not None, next_cursor=next_cursor)
+
+    def list_summaries(self, scope: Scope, query: ListQuery) -> SummaryPage:
+        """The same page as `list`, as cards."""
+        rows, total, next_cursor = self._page(scope, query)
+        return SummaryPage(artifacts=[to_summary(r) for r in rows], total=total,
+                           has_more=next_cursor is not None, next_cursor=next_cursor)
+
+    def _page(self, scope: Scope, query: ListQuery) -> tuple[list[ArtifactRow], int, str | None]:
         filters = query.model_dump(exclude={"cursor", "limit"})
         digest = query_digest({"scope": scope.model_dump(), "filters": filters})
         with self.ctx.lock:
             after = self.cursors.decode(query.cursor, digest) if query.cursor else None
             rows, total = self.db.artifacts.list(scope, query, after, utcnow())
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        next_cursor = None
-        if has_more:
-            last = rows[-1]
-            next_cursor = self.cursors.encode(Position(to_us(last.created_at), last.artifact_id), digest)
-        return ArtifactPage(
-            artifacts=[to_model(r, max_chars=0) for r in rows], total=total, has_more=has_more,
-            next_cursor=next_cursor,
-        )
+        if len(rows) <= query.limit:
+            return rows, total, None
+        last = rows[query.limit - 1]
+        cursor = self.cursors.encode(Position(to_us(last.created_at), last.artifact_id), digest)
+        return rows[: query.limit], total, cursor
 
     def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
         now = utcnow()

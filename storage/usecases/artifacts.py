@@ -20,6 +20,7 @@ from artifact_mcp.storage.models import (
     ListOrder,
     NewArtifact,
     NewFileArtifact,
+    SummaryPage,
     ThreadSummary,
     UpdateResult,
 )
@@ -95,6 +96,11 @@ async def await_index(store: StoreClient, access: Access, art: Artifact, wait: W
 async def list_artifacts(store: StoreClient, access: Access, body: ListBody, thread_id: str | None = None,
                          order: ListOrder = "newest") -> ArtifactPage:
     return await store.list(access.scope, body.to_query(thread_id).model_copy(update={"order": order}))
+
+
+async def list_summaries(store: StoreClient, access: Access, body: ListBody) -> SummaryPage:
+    """`list_artifacts`'s page as cards: what an agent chooses by, without every field of every row."""
+    return await store.list_summaries(access.scope, body.to_query())
 
 
 async def get_artifact(store: StoreClient, access: Access, artifact_id: str, opts: ReadOptions) -> Artifact:
