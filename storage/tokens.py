@@ -53,6 +53,9 @@ RECORDS = TypeAdapter(list[TokenRecord])
 
 
 class TokenRecords(Protocol):
+    reads_block: bool
+    """Whether `get` may wait on more than a stat of an unchanged file (a database round trip)."""
+
     def load(self) -> dict[str, TokenRecord]:
         """Every record by token id, as stored now."""
     def get(self, token_id: str) -> TokenRecord | None: ...
@@ -66,6 +69,8 @@ class TokenRecords(Protocol):
 class FileTokenRecords:
     """One JSON file, replaced atomically under an flock. Re-read when it changes (mtime and size), so a revoke
     made by `artifact-mcp token revoke` takes effect at once in running servers."""
+
+    reads_block = False  # a stat, and a small file read when it changed
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -53,6 +53,11 @@ class TokenFile:
     def close(self) -> None:
         self.store.close()
 
+    @property
+    def reads_block(self) -> bool:
+        """Whether verifying a token may wait on more than a stat (a database round trip)."""
+        return self.store.reads_block
+
     def shared_secret(self, name: str) -> bytes | None:
         """A random key every process of a shared catalog agrees on (None where tokens live in a local file)."""
         return self.store.shared_secret(name)

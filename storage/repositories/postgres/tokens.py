@@ -21,6 +21,8 @@ from artifact_mcp.storage.tokens import TokenRecord
 
 
 class PostgresTokenRecords:
+    reads_block = True
+
     def __init__(self, url: str, *, max_size: int = 4, timeout: float = 10.0) -> None:
         self.pool = ConnectionPool(url, min_size=0, max_size=max_size, timeout=timeout, open=True,
                                    kwargs={"autocommit": True, "options": "-c timezone=UTC"},
