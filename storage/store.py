@@ -385,8 +385,9 @@ class ArtifactStore:
             from artifact_mcp.storage.index.embeddings import trim_heap  # imported by open_store already
             from artifact_mcp.storage.index.search import count_tokens
 
-            # tiktoken's cl100k, which every query's context is measured with: 0.1-0.2 s of Python to load, which
-            # the first query paid (bench/startup.py: 0.15 s between the store being warm and the answer).
+            # tiktoken's cl100k, which every query's context is measured with: 0.1-0.2 s of Python to parse, 0.09
+            # from its cache (index/cl100k.py), which the first query paid (bench/startup.py: 0.15 s between the
+            # store being warm and the answer).
             count_tokens("warm up")
             trim_heap()
         except ModelNotPrepared as exc:  # not a fault: setup is not done; say what to do, without a traceback

@@ -20,8 +20,8 @@ from artifact_mcp.storage.content import extract_pdf_text
 from artifact_mcp.storage.index.chunking import ChunkingConfig, ChunkSpan, split
 from artifact_mcp.storage.index.chunking.code import code_splitter
 from artifact_mcp.storage.index.chunking.kinds import kind_of
-from artifact_mcp.storage.index.chunking.packing import tokenizer
 from artifact_mcp.storage.index.chunking.prose import sentence_splitter
+from artifact_mcp.storage.index.cl100k import tokenizer
 
 SMALL = ChunkingConfig(chunk_size=100, chunk_overlap=10)
 

@@ -4,12 +4,11 @@ chunks, build the context block."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
+from artifact_mcp.storage.index.cl100k import count_tokens, encoding, tokenizer
 from artifact_mcp.storage.index.embeddings import MINILM_IDS
 from artifact_mcp.storage.index.pipeline import IndexConfig
 from artifact_mcp.storage.index.search_cache import ArtifactScores
@@ -147,26 +146,12 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(values)
 
 
-@lru_cache(maxsize=1)
-def _tokenizer() -> Callable[[str], list[int]]:
-    # llama-index-core ships tiktoken's cl100k cache: no download.
-    from llama_index.core.utils import get_tokenizer
-
-    return get_tokenizer()
-
-
-def count_tokens(text: str) -> int:
-    return len(_tokenizer()(text))
-
-
 def _truncate(text: str, max_tokens: int) -> str:
-    toks = _tokenizer()(text)
+    toks = tokenizer()(text)
     if len(toks) <= max_tokens:
         return text
-    import tiktoken
-
-    # get_tokenizer is cl100k's encode; decode with the same encoding. Two tokens are kept for the ellipsis.
-    return tiktoken.get_encoding("cl100k_base").decode(toks[: max(0, max_tokens - 2)]) + " …"
+    # Two tokens are kept for the ellipsis.
+    return encoding().decode(toks[: max(0, max_tokens - 2)]) + " …"
 
 
 def build_context(entries: list[tuple[str, str, int, str]], max_tokens: int) -> tuple[str, int]:

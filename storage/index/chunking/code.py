@@ -8,8 +8,9 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from artifact_mcp.storage.index.chunking.packing import CODE_LEVELS, capped_tokens, locate_all, pack, tokenizer
+from artifact_mcp.storage.index.chunking.packing import CODE_LEVELS, capped_tokens, locate_all, pack
 from artifact_mcp.storage.index.chunking.spans import ChunkingConfig, Span
+from artifact_mcp.storage.index.cl100k import tokenizer
 
 log = logging.getLogger(__name__)
 

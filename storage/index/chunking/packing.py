@@ -6,24 +6,12 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Sequence
 
 from artifact_mcp.storage.index.chunking.spans import Span
+from artifact_mcp.storage.index.cl100k import count_tokens
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def tokenizer() -> Callable[[str], list[int]]:
-    # LlamaIndex points tiktoken at the encoding cached inside llama-index-core: nothing is downloaded.
-    from llama_index.core.utils import get_tokenizer
-
-    return get_tokenizer()
-
-
-def count_tokens(text: str) -> int:
-    return len(tokenizer()(text))
 
 
 def capped_tokens(text: str, budget: int) -> int:

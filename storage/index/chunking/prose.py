@@ -9,7 +9,6 @@ from typing import Any
 
 from artifact_mcp.storage.index.chunking.packing import (
     TEXT_LEVELS,
-    count_tokens,
     cuts_word,
     fits,
     locate_all,
@@ -17,6 +16,7 @@ from artifact_mcp.storage.index.chunking.packing import (
     trim,
 )
 from artifact_mcp.storage.index.chunking.spans import ChunkingConfig
+from artifact_mcp.storage.index.cl100k import count_tokens, tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def sentence_splitter(config: ChunkingConfig) -> Any:
     from llama_index.core.node_parser import SentenceSplitter
 
     return SentenceSplitter(
-        chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap, secondary_chunking_regex=_SUB_SENTENCE
+        chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap, secondary_chunking_regex=_SUB_SENTENCE,
+        tokenizer=tokenizer(),
     )
 
 

@@ -1,0 +1,65 @@
+"""The cl100k tokens (context budgets, chunk sizes) come from a cache of tiktoken's parsed BPE ranks: the same
+tokens as tiktoken's own load, and a damaged cache is parsed again, never trusted."""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from artifact_mcp.storage.index import cl100k
+
+TEXTS = [
+    "Hybrid search fuses BM25 and dense vectors.",
+    "def parse_request(body: bytes) -> dict[str, int]:\n    return json.loads(body)\n",
+    "naïve café 東京 Ελληνικά — emoji 🚀 and tabs\t\tand   spaces",
+    "<|endoftext|> special tokens are text here <|fim_prefix|>",
+    "a" * 3000,
+]
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cl100k.encoding.cache_clear()
+    cl100k.tokenizer.cache_clear()
+    yield tmp_path
+    cl100k.encoding.cache_clear()  # the next user loads from the real cache again
+    cl100k.tokenizer.cache_clear()
+
+
+def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:
+    path = cl100k._cache_file()
+    assert path.is_relative_to(cache_home) and not path.exists()
+    parsed = cl100k._parsed()
+    assert cl100k.encoding() is not None and path.exists()  # the first load writes the cache
+    cl100k.encoding.cache_clear()
+    cached = cl100k._from_cache(path)
+    assert cached is not None and cached is not parsed
+    assert cached.n_vocab == parsed.n_vocab
+    for text in TEXTS:
+        assert cached.encode(text, allowed_special="all") == parsed.encode(text, allowed_special="all")
+        assert cached.decode(cached.encode(text, allowed_special="all")) == text
+    assert cl100k.count_tokens(TEXTS[0]) == len(parsed.encode(TEXTS[0]))
+
+
+def test_a_damaged_cache_is_parsed_again_and_rewritten(cache_home: Path) -> None:
+    path = cl100k._cache_file()
+    good = cl100k._parsed()
+    cl100k._store(path, good)
+    whole = path.read_bytes()
+
+    path.write_bytes(whole[: len(whole) // 2])  # cut short
+    assert cl100k._from_cache(path) is None
+    state = marshal.loads(whole)
+    state["probe"] = [1, 2, 3]  # ranks that no longer give the probe's tokens
+    path.write_bytes(marshal.dumps(state))
+    assert cl100k._from_cache(path) is None
+    path.write_bytes(b"not marshal at all")
+    assert cl100k._from_cache(path) is None
+
+    enc = cl100k.encoding()  # falls back to the parse and replaces the bad file
+    assert enc.encode(TEXTS[2]) == good.encode(TEXTS[2])
+    assert path.read_bytes() == whole
