@@ -3,6 +3,7 @@ tokens as tiktoken's own load, and a damaged cache is parsed again, never truste
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:
     path = cl100k._cache_file()
-    assert path.is_relative_to(cache_home) and not path.exists()
+    assert path is not None and path.is_relative_to(cache_home) and not path.exists()
     parsed = cl100k._parsed()
     assert cl100k.encoding() is not None and path.exists()  # the first load writes the cache
     cl100k.encoding.cache_clear()
@@ -47,17 +48,30 @@ def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:
 
 def test_a_damaged_cache_is_parsed_again_and_rewritten(cache_home: Path) -> None:
     path = cl100k._cache_file()
+    assert path is not None
     good = cl100k._parsed()
     cl100k._store(path, good)
     whole = path.read_bytes()
+    assert cl100k._from_cache(path) is not None
+
+    def rewrite(state: dict[str, object]) -> None:
+        payload = marshal.dumps(state)
+        path.write_bytes(hashlib.sha256(payload).digest() + payload)
 
     path.write_bytes(whole[: len(whole) // 2])  # cut short
     assert cl100k._from_cache(path) is None
-    state = marshal.loads(whole)
-    state["probe"] = [1, 2, 3]  # ranks that no longer give the probe's tokens
-    path.write_bytes(marshal.dumps(state))
+    path.write_bytes(whole[:40] + bytes([whole[40] ^ 1]) + whole[41:])  # one bit flipped
     assert cl100k._from_cache(path) is None
-    path.write_bytes(b"not marshal at all")
+    state = marshal.loads(whole[32:])
+    rewrite({**state, "probe": [1, 2, 3]})  # whole, but not the ranks the probe was made with
+    assert cl100k._from_cache(path) is None
+    ranks = dict(state["mergeable_ranks"])
+    del ranks[good.decode_single_token_bytes(state["probe"][3])]  # a rank the probe uses, missing
+    rewrite({**state, "mergeable_ranks": ranks})
+    assert cl100k._from_cache(path) is None
+    rewrite({k: v for k, v in state.items() if k != "probe"})
+    assert cl100k._from_cache(path) is None
+    path.write_bytes(b"not a cache at all")
     assert cl100k._from_cache(path) is None
 
     enc = cl100k.encoding()  # falls back to the parse and replaces the bad file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import anyio
@@ -31,17 +32,18 @@ class FileTokenVerifier(TokenVerifier):
 
     def __init__(self, tokens: TokenFile) -> None:
         self.tokens = tokens
-        self._issued: dict[str, tuple[TokenRecord, AccessToken]] = {}
+        self._issued: dict[bytes, tuple[TokenRecord, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if self.tokens.reads_block:
             record = await anyio.to_thread.run_sync(self.tokens.verify, token)
         else:
             record = self.tokens.verify(token)
+        key = hashlib.sha256(token.encode()).digest()  # the cache keeps no token in the clear
         if record is None:
-            self._issued.pop(token, None)
+            self._issued.pop(key, None)
             return None
-        issued = self._issued.get(token)
+        issued = self._issued.get(key)
         if issued is not None and issued[0] == record:
             return issued[1]
         principal = record.principal()
@@ -52,7 +54,7 @@ class FileTokenVerifier(TokenVerifier):
         )
         if len(self._issued) >= self._CACHED:
             self._issued.clear()
-        self._issued[token] = (record, access)
+        self._issued[key] = (record, access)
         return access
 
 

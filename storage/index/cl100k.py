@@ -3,21 +3,23 @@
 tiktoken builds it from the BPE file llama-index-core ships (nothing is downloaded): ~100,000 base64 lines parsed
 in Python (0.12-0.19 s), then its Rust tokenizer built from them (0.06 s). Every query counts its context's tokens,
 so a server's first query waited for that load (bench/startup.py). The parsed ranks are therefore kept once in the
-cache directory as a marshal file (a dict of bytes to int: marshal builds data and never runs code), keyed by the
-tiktoken and llama-index-core versions and checked against a probe text's tokens; reading them back takes 0.025 s
-instead of the parse. The encoding is also made LlamaIndex's global tokenizer, so its splitters count the same
-tokens. A cache that cannot be read or written only costs the parse.
+cache directory as a marshal file (a dict of bytes to int: marshal builds data and never runs code) behind the
+sha256 of its bytes, keyed by the tiktoken and llama-index-core versions, and checked against a probe text's
+tokens: reading it back takes 0.025 s, 0.09 s with the tokenizer built (measured in-process, against 0.19 s for
+the parse). The encoding is also LlamaIndex's global tokenizer, so its splitters count the same tokens. A cache
+that cannot be read, does not match or cannot be written only costs the parse.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import marshal
 import os
 import tempfile
 from collections.abc import Callable
 from functools import cache, partial
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +28,55 @@ log = logging.getLogger(__name__)
 _PROBE = "Artifacts: reports, transcripts & JSON {\"k\": [1, 2]} — naïve café 東京 getUserId()\n"
 
 
-def _cache_file() -> Path:
+def _cache_file() -> Path | None:
     from artifact_mcp.storage.index.onnx.cache import default_cache_dir
 
-    key = f"tiktoken{version('tiktoken')}-llamaindex{version('llama-index-core')}"
+    try:
+        key = f"tiktoken{version('tiktoken')}-llamaindex{version('llama-index-core')}"
+    except PackageNotFoundError:  # no versions to key by: parse every time
+        return None
     return default_cache_dir() / f"cl100k_base-{key}.marshal"
 
 
 def _parsed() -> Any:
-    """The encoding the slow way: tiktoken reading llama-index-core's copy of the BPE file."""
-    from llama_index.core.utils import get_tokenizer
+    """The encoding the slow way: tiktoken parsing the copy of the BPE file that llama-index-core ships (pointed at
+    as LlamaIndex's get_tokenizer points at it, unless TIKTOKEN_CACHE_DIR is set)."""
+    import llama_index.core.utils
+    import tiktoken
 
-    return get_tokenizer("gpt-3.5-turbo").func.__self__  # type: ignore[attr-defined]
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        return tiktoken.get_encoding("cl100k_base")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(llama_index.core.utils.__file__).parent / "_static/tiktoken_cache")
+    try:
+        return tiktoken.get_encoding("cl100k_base")
+    finally:
+        del os.environ["TIKTOKEN_CACHE_DIR"]
 
 
 def _from_cache(path: Path) -> Any | None:
     import tiktoken
 
     try:
-        state = marshal.loads(path.read_bytes())
+        data = path.read_bytes()
+    except OSError:
+        return None
+    digest, payload = data[:32], data[32:]
+    if hashlib.sha256(payload).digest() != digest:
+        log.debug("tokenizer cache %s is damaged: parsing the BPE file", path)
+        return None
+    try:
+        state = marshal.loads(payload)
         probe = state.pop("probe")
         enc = tiktoken.Encoding(**state)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, EOFError, TypeError, KeyError) as exc:
+        # Ranks that are whole but not the ones the probe was made with; a rank missing makes tiktoken's Rust
+        # code panic, which is a BaseException.
+        matches = enc.encode(_PROBE, allowed_special="all") == probe
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
         log.debug("tokenizer cache %s unreadable (%s): parsing the BPE file", path, exc)
         return None
-    if enc.encode(_PROBE, allowed_special="all") != probe:
+    if not matches:
         log.debug("tokenizer cache %s does not match its probe: parsing the BPE file", path)
         return None
     return enc
@@ -61,13 +85,14 @@ def _from_cache(path: Path) -> Any | None:
 def _store(path: Path, enc: Any) -> None:
     state = {"name": enc.name, "pat_str": enc._pat_str, "mergeable_ranks": enc._mergeable_ranks,
              "special_tokens": enc._special_tokens, "probe": enc.encode(_PROBE, allowed_special="all")}
+    payload = marshal.dumps(state)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cl100k-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(marshal.dumps(state))
-            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+                f.write(hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, path)  # atomic: a reader sees the whole file or none (and checks its digest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -81,10 +106,11 @@ def encoding() -> Any:
     from llama_index.core import set_global_tokenizer
 
     path = _cache_file()
-    enc = _from_cache(path)
+    enc = _from_cache(path) if path is not None else None
     if enc is None:
         enc = _parsed()
-        _store(path, enc)
+        if path is not None:
+            _store(path, enc)
     set_global_tokenizer(partial(enc.encode, allowed_special="all"))
     return enc
 
