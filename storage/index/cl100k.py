@@ -103,23 +103,25 @@ def _store(path: Path, enc: Any) -> None:
 @cache
 def encoding() -> Any:
     """The `tiktoken.Encoding` (loaded once per process)."""
-    from llama_index.core import set_global_tokenizer
-
     path = _cache_file()
     enc = _from_cache(path) if path is not None else None
     if enc is None:
         enc = _parsed()
         if path is not None:
             _store(path, enc)
-    set_global_tokenizer(partial(enc.encode, allowed_special="all"))
     return enc
 
 
 @cache
 def tokenizer() -> Callable[[str], list[int]]:
-    """Text to cl100k token ids (special tokens encoded as text, as LlamaIndex's tokenizer does)."""
-    return partial(encoding().encode, allowed_special="all")
+    """Text to cl100k token ids (special tokens encoded as text, as LlamaIndex's tokenizer does), also made
+    LlamaIndex's global tokenizer, so nothing of its own loads the encoding a second time."""
+    from llama_index.core import set_global_tokenizer
+
+    encode = partial(encoding().encode, allowed_special="all")
+    set_global_tokenizer(encode)
+    return encode
 
 
 def count_tokens(text: str) -> int:
-    return len(encoding().encode(text, allowed_special="all"))
+    return len(tokenizer()(text))

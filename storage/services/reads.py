@@ -3,6 +3,11 @@ scope's figures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.cursor import CursorCodec, Position, query_digest
@@ -34,27 +39,26 @@ class ReadService:
         return to_model(row, max_chars=max_chars)
 
     def list(self, scope: Scope, query: ListQuery) -> ArtifactPage:
-        rows, total, next_cursor = self._page(scope, query)
-        return ArtifactPage(artifacts=[to_model(r, max_chars=0) for r in rows], total=total,
-                            has_more=next_cursor is not None, next_cursor=next_cursor)
+        return ArtifactPage(**self._page(scope, query, lambda r: to_model(r, max_chars=0)))
 
     def list_summaries(self, scope: Scope, query: ListQuery) -> SummaryPage:
         """The same page as `list`, as cards."""
-        rows, total, next_cursor = self._page(scope, query)
-        return SummaryPage(artifacts=[to_summary(r) for r in rows], total=total,
-                           has_more=next_cursor is not None, next_cursor=next_cursor)
+        return SummaryPage(**self._page(scope, query, to_summary))
 
-    def _page(self, scope: Scope, query: ListQuery) -> tuple[list[ArtifactRow], int, str | None]:
+    def _page(self, scope: Scope, query: ListQuery, item: Callable[[ArtifactRow], BaseModel]) -> dict[str, Any]:
+        """A page's fields, each row made an item by `item`."""
         filters = query.model_dump(exclude={"cursor", "limit"})
         digest = query_digest({"scope": scope.model_dump(), "filters": filters})
         with self.ctx.lock:
             after = self.cursors.decode(query.cursor, digest) if query.cursor else None
             rows, total = self.db.artifacts.list(scope, query, after, utcnow())
-        if len(rows) <= query.limit:
-            return rows, total, None
-        last = rows[query.limit - 1]
-        cursor = self.cursors.encode(Position(to_us(last.created_at), last.artifact_id), digest)
-        return rows[: query.limit], total, cursor
+        next_cursor = None
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            last = rows[-1]
+            next_cursor = self.cursors.encode(Position(to_us(last.created_at), last.artifact_id), digest)
+        return {"artifacts": [item(r) for r in rows], "total": total, "has_more": next_cursor is not None,
+                "next_cursor": next_cursor}
 
     def versions(self, scope: Scope, artifact_id: str) -> list[Artifact]:
         now = utcnow()
