@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from artifact_mcp.storage.index.embeddings import HashEmbedding
+from artifact_mcp.storage.index.llama_embeddings import HashEmbedding
 
 
 class FlakyEmbedding(HashEmbedding):

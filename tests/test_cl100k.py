@@ -26,9 +26,11 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cl100k.encoding.cache_clear()
     cl100k.tokenizer.cache_clear()
+    cl100k.llama_tokenizer.cache_clear()
     yield tmp_path
     cl100k.encoding.cache_clear()  # the next user loads from the real cache again
     cl100k.tokenizer.cache_clear()
+    cl100k.llama_tokenizer.cache_clear()
 
 
 def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:

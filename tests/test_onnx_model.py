@@ -38,6 +38,10 @@ def test_the_fp32_graph_gives_the_torch_models_vectors(models: dict[str, embeddi
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=2e-5)
     # Same vectors, same index: a store the torch model indexed is not re-indexed.
     assert models["default:fp32"].model_id == models["default:torch"].model_id == embeddings.MINILM_ID
+    # The same vectors through LlamaIndex's interface, for LlamaIndex code.
+    llama = models["default:fp32"].as_llama()
+    np.testing.assert_allclose(np.asarray(llama.get_text_embedding_batch(TEXTS)), onnx_vectors, atol=1e-6)
+    np.testing.assert_allclose(llama.get_query_embedding(TEXTS[0]), onnx_vectors[0], atol=1e-6)
 
 
 def test_int8_keeps_the_vectors_and_a_text_does_not_depend_on_its_batch(
@@ -151,7 +155,7 @@ assert "llama_index" not in sys.modules  # preloading imports no LlamaIndex
 (pending,) = session._opening.values()
 from artifact_mcp.storage.index.embeddings import build_model
 model = build_model("default")
-assert model.model._session is pending.result()  # the embedding took the preloaded session
+assert model.encoder._session is pending.result()  # the embedding took the preloaded session
 assert not session._opening
 # Once taken, the same model is not opened again; other models are never preloaded.
 print(session.preload("default", None), session.preload("hash:384", None), session.preload("default:torch", None))

@@ -54,6 +54,43 @@ def test_building_the_stdio_server_imports_nothing_heavy(tmp_path: Path) -> None
     assert not (tmp_path / "data" / "catalog.duckdb").exists(), "the store was opened while building the app"
 
 
+SERVE_PROBE = """
+import json, sys
+import anyio
+from mcp import Client
+from artifact_mcp.server.app import build_app
+from artifact_mcp.server.cli import _parser, _settings
+
+async def main():
+    args = _parser().parse_args(["serve", "--data-dir", sys.argv[1]])
+    app, runtime = build_app(_settings(args))
+    async with Client(app) as client:
+        made = await client.call_tool("create_artifact", {"name": "otters", "wait_for_index": True,
+                                      "content": "Sea otters hold hands while they sleep, so they do not drift."})
+        assert made.structured_content["is_indexed"], made
+        for mode in ("hybrid", "semantic", "keyword"):
+            found = await client.call_tool("query_artifacts", {"query": "do otters drift apart asleep", "mode": mode})
+            assert found.structured_content["results"][0]["artifact"]["name"] == "otters", found
+        listed = await client.call_tool("list_artifacts", {})
+        assert listed.structured_content["total"] == 1
+        print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+
+anyio.run(main)
+"""
+
+
+def test_serving_and_searching_with_the_default_model_imports_no_llamaindex(tmp_path: Path) -> None:
+    """Chunking (LlamaIndex's node parsers) runs in the index preparation child; the serving process embeds queries
+    with the ONNX encoder and filters chunks with the store's own filters: LlamaIndex (~1 s of imports, ~50 MiB)
+    never loads in it, and so no query waits for it."""
+    out = subprocess.run([sys.executable, "-c", SERVE_PROBE, str(tmp_path / "data")], capture_output=True,
+                         text=True, env=server_env(ARTIFACT_MCP_EMBEDDING_MODEL="default"), timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert "onnxruntime" in loaded and "duckdb" in loaded  # it did serve from the store, with the model
+    assert not loaded & {"llama_index", "torch", "sqlalchemy"}, sorted(loaded & {"llama_index", "torch", "sqlalchemy"})
+
+
 @contextmanager
 def lock_held(data_dir: Path) -> Iterator[None]:
     """Hold the store's ownership lock the way another owner would (without serving its socket): a server started

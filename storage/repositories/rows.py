@@ -32,6 +32,8 @@ CHUNK_COLUMNS: tuple[str, ...] = (
     "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms", "chunk_id", "start_char",
     "end_char", "text",
 )
+# The chunk columns copied from the artifact row (a node's metadata, for a LlamaIndex writer).
+META_COLUMNS = CHUNK_COLUMNS[:14]
 # Fields copied from the previous version when a content change makes a new one.
 # (The tenant, name, type and root are passed to `new_artifact_row` on their own.)
 INHERITED: tuple[str, ...] = (
@@ -211,6 +213,19 @@ class IdempotencyRow:
     job_id: str
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(slots=True)
+class ChunkHit:
+    """A chunk found by similarity (`ChunkRepository.nearest`)."""
+
+    seq: int
+    chunk_id: str
+    artifact_id: str
+    start: int
+    end: int
+    text: str
+    score: float
 
 
 @dataclass(slots=True)

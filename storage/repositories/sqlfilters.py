@@ -1,4 +1,4 @@
-"""WHERE clauses for either backend: LlamaIndex `MetadataFilters` over the chunks table, and a `ListQuery` over
+"""WHERE clauses for either backend: `ChunkFilters` (chunk_filters.py) over the chunks table, and a `ListQuery` over
 the artifacts table (parameterized).
 
 Only known columns can be filtered on: a filter key is never interpolated into SQL unless it is in `FILTERABLE`.
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
-
 from artifact_mcp.storage.models import ListQuery, Scope
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilter, ChunkFilters, Op
 
 FILTERABLE = frozenset({
     "artifact_id", "root_artifact_id", "org_id", "workspace_id", "namespace_id", "thread_id",
@@ -42,50 +41,49 @@ POSTGRES = Dialect(p="%s", has_all="{col} @> {p}::text[]", has_any="{col} && {p}
                    contains="{p} = ANY({col})", in_list="{col} = ANY({p})", timestamp="{p}::timestamp")
 
 
-def _one(f: MetadataFilter, alias: str, d: Dialect) -> tuple[str, list[Any]]:
+def _one(f: ChunkFilter, alias: str, d: Dialect) -> tuple[str, list[Any]]:
     if f.key not in FILTERABLE:
         raise ValueError(f"cannot filter chunks on {f.key!r}; filterable: {sorted(FILTERABLE)}")
     col = f"{alias}{f.key}"
-    op, value = f.operator, f.value
+    op, value = f.op, f.value
     if f.key == "expires_at":
         # "Not expired at <value>": NULL means never expires (no TTL, or pinned).
-        if op != FilterOperator.GT or not isinstance(value, str):
+        if op != Op.GT or not isinstance(value, str):
             raise ValueError("expires_at only supports '>' with an ISO timestamp")
         return f"({col} IS NULL OR {col} > {d.timestamp.format(p=d.p)})", [value]
     if f.key in _LIST_COLUMNS:
-        if op == FilterOperator.ALL:
+        if op == Op.ALL:
             return d.has_all.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
-        if op == FilterOperator.ANY:
+        if op == Op.ANY:
             return d.has_any.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
-        if op in (FilterOperator.CONTAINS, FilterOperator.EQ):
+        if op in (Op.CONTAINS, Op.EQ):
             return d.contains.format(col=col, p=d.p), [value]
         raise ValueError(f"operator {op.value!r} is not supported on {f.key}")
-    simple = {FilterOperator.EQ: "=", FilterOperator.NE: "<>"}
+    simple = {Op.EQ: "=", Op.NE: "<>"}
     if op in simple:
         return f"{col} {simple[op]} {d.p}", [value]
-    if op == FilterOperator.IN:
+    if op == Op.IN:
         return d.in_list.format(col=col, p=d.p), [list(value)]  # type: ignore[arg-type]
-    if op == FilterOperator.NIN:
+    if op == Op.NIN:
         return f"NOT ({d.in_list.format(col=col, p=d.p)})", [list(value)]  # type: ignore[arg-type]
-    if op == FilterOperator.IS_EMPTY:
+    if op == Op.IS_EMPTY:
         return f"{col} IS NULL", []
     raise ValueError(f"operator {op.value!r} is not supported on {f.key}")
 
 
-def to_sql(filters: MetadataFilters | None, alias: str = "", dialect: Dialect = DUCKDB) -> tuple[str, list[Any]]:
+def to_sql(filters: ChunkFilters | None, alias: str = "", dialect: Dialect = DUCKDB) -> tuple[str, list[Any]]:
     """(clause, params); "TRUE" for no filters. `alias` prefixes columns, e.g. "c."."""
     if filters is None or not filters.filters:
         return "TRUE", []
     parts: list[str] = []
     params: list[Any] = []
     for f in filters.filters:
-        clause, p = to_sql(f, alias, dialect) if isinstance(f, MetadataFilters) else _one(f, alias, dialect)
+        clause, p = to_sql(f, alias, dialect) if isinstance(f, ChunkFilters) else _one(f, alias, dialect)
         parts.append(f"({clause})")
         params += p
-    cond = filters.condition or FilterCondition.AND
-    if cond == FilterCondition.NOT:
+    if filters.condition == "not":
         return f"NOT ({' AND '.join(parts)})", params
-    joiner = " OR " if cond == FilterCondition.OR else " AND "
+    joiner = " OR " if filters.condition == "or" else " AND "
     return joiner.join(parts), params
 
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from artifact_mcp.storage.clock import to_us, utcnow
 from artifact_mcp.storage.ids import new_source_id
@@ -28,45 +27,39 @@ from artifact_mcp.storage.models import (
     QueryResult,
     Scope,
 )
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilter, ChunkFilters, Op, all_of, any_of
 from artifact_mcp.storage.repositories.rows import SourceRow
 from artifact_mcp.storage.services.context import SUMMARY_COLUMNS, StoreContext, summary_of
 
 log = logging.getLogger(__name__)
 
 
-def not_expired(now: datetime) -> MetadataFilter:
-    return MetadataFilter(key="expires_at", operator=FilterOperator.GT, value=now.isoformat())
+def not_expired(now: datetime) -> ChunkFilter:
+    return ChunkFilter("expires_at", now.isoformat(), Op.GT)
 
 
-def query_filters(scope: Scope, req: QueryRequest, now: datetime) -> MetadataFilters:
+def query_filters(scope: Scope, req: QueryRequest, now: datetime) -> ChunkFilters:
     """Which chunks a query may see: the caller's scope (plus the workspace's sources), unexpired, its filters."""
-    return MetadataFilters(filters=[scope_filters(scope, req), not_expired(now)], condition=FilterCondition.AND)
+    return all_of(scope_filters(scope, req), not_expired(now))
 
 
-def scope_filters(scope: Scope, req: QueryRequest) -> MetadataFilters:
+def scope_filters(scope: Scope, req: QueryRequest) -> ChunkFilters:
     """`query_filters` without the expiry: the caller's scope (plus the workspace's sources) and its filters."""
-    own: list[Any] = [
-        MetadataFilter(key="org_id", value=scope.org_id),
-        MetadataFilter(key="workspace_id", value=scope.workspace_id),
-        MetadataFilter(key="namespace_id", value=scope.namespace_id),
-    ]
+    own = [ChunkFilter("org_id", scope.org_id), ChunkFilter("workspace_id", scope.workspace_id),
+           ChunkFilter("namespace_id", scope.namespace_id)]
     if req.thread_id is not None:
-        own.append(MetadataFilter(key="thread_id", value=req.thread_id))
-    where: MetadataFilters | MetadataFilter = MetadataFilters(filters=own, condition=FilterCondition.AND)
+        own.append(ChunkFilter("thread_id", req.thread_id))
+    where = all_of(*own)
     if req.include_sources:
         # Promoted sources are shared with the whole workspace, whatever their namespace or thread.
-        sources = MetadataFilters(filters=[
-            MetadataFilter(key="collection", value="sources"), MetadataFilter(key="org_id", value=scope.org_id),
-            MetadataFilter(key="workspace_id", value=scope.workspace_id),
-        ], condition=FilterCondition.AND)
-        where = MetadataFilters(filters=[where, sources], condition=FilterCondition.OR)
-    parts: list[Any] = [where]
+        where = any_of(where, all_of(ChunkFilter("collection", "sources"), ChunkFilter("org_id", scope.org_id),
+                                     ChunkFilter("workspace_id", scope.workspace_id)))
+    parts: list[ChunkFilter | ChunkFilters] = [where]
     if req.artifact_types:
-        parts.append(MetadataFilter(key="artifact_type", operator=FilterOperator.IN,
-                                    value=list(req.artifact_types)))
+        parts.append(ChunkFilter("artifact_type", list(req.artifact_types), Op.IN))
     if req.tags:
-        parts.append(MetadataFilter(key="tags", operator=FilterOperator.ALL, value=list(req.tags)))
-    return MetadataFilters(filters=parts, condition=FilterCondition.AND)
+        parts.append(ChunkFilter("tags", list(req.tags), Op.ALL))
+    return all_of(*parts)
 
 
 class RecallService:
@@ -118,7 +111,7 @@ class RecallService:
         return QueryResult(query=req.query, mode=req.mode, results=results, combined_context=context,
                            total_results=total, context_tokens=used)
 
-    def _retrieve(self, mode: str, vector: Future[np.ndarray] | None, terms: list[int], filters: MetadataFilters,
+    def _retrieve(self, mode: str, vector: Future[np.ndarray] | None, terms: list[int], filters: ChunkFilters,
                   depth: int, now: datetime | None = None
                   ) -> tuple[list[Ranked], Callable[[int], str], Callable[[int], int]]:
         """Ranked artifacts among the unexpired chunks `filters` (`scope_filters`) admit at `now`: the SQL filter
@@ -141,12 +134,12 @@ class RecallService:
         arts = eligible.artifacts
         return ranked, (lambda seg: cache.artifact_id(int(arts[seg]))), cache.seq
 
-    def eligible(self, filters: MetadataFilters, now: datetime) -> Eligible | None:
+    def eligible(self, filters: ChunkFilters, now: datetime) -> Eligible | None:
         """The mirror's rows that `filters` admit and that have not expired at `now` (None: the mirror is stale).
         The SQL runs again only after a write to the chunks (or when the mirror changed): see
         `SearchCache.eligible_cached`."""
         chunks = self.db.chunks
-        return self.cache.eligible_cached(filters.model_dump_json(), chunks.changes, to_us(now),
+        return self.cache.eligible_cached(filters.cache_key(), chunks.changes, to_us(now),
                                           lambda: chunks.eligible_expiry(filters))
 
     def promote(self, scope: Scope, artifact_id: str, req: PromoteRequest) -> tuple[PromoteResult, ChangeEvent]:

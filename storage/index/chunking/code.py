@@ -10,7 +10,7 @@ from typing import Any
 
 from artifact_mcp.storage.index.chunking.packing import CODE_LEVELS, capped_tokens, locate_all, pack
 from artifact_mcp.storage.index.chunking.spans import ChunkingConfig, Span
-from artifact_mcp.storage.index.cl100k import tokenizer
+from artifact_mcp.storage.index.cl100k import llama_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def code_splitter(language: str, config: ChunkingConfig) -> Any | None:
             return [text[s:e] for s, e in pack(text, 0, len(text), max_size, CODE_LEVELS)]
 
     return _Splitter(
-        language=language, parser=parser, count_mode="token", max_tokens=config.chunk_size, tokenizer=tokenizer()
+        language=language, parser=parser, count_mode="token", max_tokens=config.chunk_size, tokenizer=llama_tokenizer()
     )
 
 

@@ -16,7 +16,7 @@ from artifact_mcp.storage.index.chunking.packing import (
     trim,
 )
 from artifact_mcp.storage.index.chunking.spans import ChunkingConfig
-from artifact_mcp.storage.index.cl100k import count_tokens, tokenizer
+from artifact_mcp.storage.index.cl100k import count_tokens, llama_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def sentence_splitter(config: ChunkingConfig) -> Any:
 
     return SentenceSplitter(
         chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap, secondary_chunking_regex=_SUB_SENTENCE,
-        tokenizer=tokenizer(),
+        tokenizer=llama_tokenizer(),
     )
 
 

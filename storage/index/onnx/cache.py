@@ -73,7 +73,7 @@ def _quantize(src: Path, dst: Path) -> None:
 
     The activation scale spans the whole input of an operator, i.e. the whole batch: batched, a text's vector
     would depend on its batch-mates (cosine 0.969 between "hello world" alone and next to a longer text), so the
-    int8 model embeds one text at a time (`OnnxSentenceEmbedding.encode`), which also computes no padding.
+    int8 model embeds one text at a time (`OnnxEncoder.encode`), which also computes no padding.
     Measured against the alternatives (interleaved on the same documents, one run): ONNX Runtime's MatMulNBits
     int8 (weights only, activations per token) keeps cosine 0.9998 but ran 1.16x fp32 against this one's 1.5x.
     What int8 costs in ranking (hybrid nDCG@10 0.7466 against fp32's 0.7469 on SciFact train) is in

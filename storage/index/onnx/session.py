@@ -34,7 +34,7 @@ def cores() -> int:
 
 def threads(variant: str) -> int:
     """Threads per run. fp32 gives a batch all the cores (ONNX Runtime releases the GIL while it computes, so the
-    event loop still runs). int8 embeds one text at a time (`OnnxSentenceEmbedding.encode`), and a one-text run
+    event loop still runs). int8 embeds one text at a time (`OnnxEncoder.encode`), and a one-text run
     is too small to share: one thread per run, and as many runs at once as there are cores. Measured (2 cores,
     1,400 SciFact chunks): int8 on 2 threads per run 116.6 chunks/s, two 1-thread runs at once 187.6 (fp32 85.2
     either way); a query p50 2.6 ms on 2 threads, 1.98 on one."""

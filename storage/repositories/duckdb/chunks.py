@@ -1,5 +1,4 @@
-"""The `chunks` table on DuckDB (the chunk repository), as a LlamaIndex vector store on the catalog's own
-database.
+"""The `chunks` table on DuckDB (the chunk repository), in the catalog's own database.
 
 Chunks and their embeddings (`FLOAT[dim]`) live in the `chunks` table beside the artifact rows, so the
 catalog can replace or delete an artifact and its chunks in one transaction. Similarity is DuckDB's
@@ -7,8 +6,9 @@ catalog can replace or delete an artifact and its chunks in one transaction. Sim
 tags) is part of the same SQL statement, ahead of its ORDER BY … LIMIT.
 
 The store does not own the connection or its transactions: the backend passes its connection, and the
-caller (ArtifactStore, under its lock) decides what is one transaction. It stays one class (the vector store is
-the chunk repository) so a LlamaIndex user reads the same table the store writes.
+caller (ArtifactStore, under its lock) decides what is one transaction. A LlamaIndex user reads and writes the same
+table through `repositories/vector_store.py` (`ChunkVectorStore` over this class): the store itself never imports
+LlamaIndex (chunk_filters.py says why).
 """
 
 from __future__ import annotations
@@ -18,32 +18,18 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from llama_index.core.bridge.pydantic import PrivateAttr
-from llama_index.core.schema import BaseNode, TextNode
-from llama_index.core.vector_stores.types import (
-    BasePydanticVectorStore,
-    MetadataFilters,
-    VectorStoreQuery,
-    VectorStoreQueryResult,
-)
 
 from artifact_mcp.storage.repositories import sqlfilters
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilters
 from artifact_mcp.storage.repositories.duckdb.arrays import registered
-from artifact_mcp.storage.repositories.nodes import META_COLUMNS, chunk_rows
-from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ChunkText
+from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, META_COLUMNS, ChunkHit, ChunkText
 
 
-class DuckDBChunkStore(BasePydanticVectorStore):
-    stores_text: bool = True
-    flat_metadata: bool = False
-    dim: int
-
-    _con: duckdb.DuckDBPyConnection = PrivateAttr()
-    _changes: int = PrivateAttr(default=0)
-
+class DuckDBChunkStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, dim: int) -> None:
-        super().__init__(dim=dim)
+        self.dim = dim
         self._con = con
+        self._changes = 0
 
     @property
     def changes(self) -> int:
@@ -56,10 +42,6 @@ class DuckDBChunkStore(BasePydanticVectorStore):
 
     def _changing(self) -> None:
         self._changes += 1
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "DuckDBChunkStore"
 
     @property
     def client(self) -> duckdb.DuckDBPyConnection:
@@ -96,21 +78,13 @@ class DuckDBChunkStore(BasePydanticVectorStore):
 
     # --- writes --------------------------------------------------------------------------------
 
-    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
-        self._changing()
-        if not nodes:
-            return []
-        cols, vectors = chunk_rows(nodes)
-        self.add_rows(cols, vectors)
-        return cols["chunk_id"]
-
     def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
         """Insert chunks given column by column (`CHUNK_COLUMNS`), with their vectors as one (n, dim) matrix.
 
         One statement for all the chunks: a list parameter per column, unnested side by side. The vectors do not
         travel as parameters (DuckDB converts a nested list value by value, ~1 ms per 384-float vector, holding
         the GIL): they are scanned from the numpy matrix itself and regrouped into arrays in SQL."""
-        self._changing()  # the index runner writes through here, not through `add`
+        self._changing()
         n = len(vectors)
         if n == 0:
             return
@@ -129,11 +103,6 @@ class DuckDBChunkStore(BasePydanticVectorStore):
                 f"JOIN (SELECT r, list(x ORDER BY k)::FLOAT[{dim}] AS e FROM {view} GROUP BY r) v ON m.r = v.r",
                 [*(list(columns[c]) for c in names), n],
             )
-
-    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Delete the chunks of artifact `ref_doc_id` (an artifact version id)."""
-        self._changing()
-        self._con.execute("DELETE FROM chunks WHERE artifact_id = ?", [ref_doc_id])
 
     def delete_many(self, artifact_ids: list[str]) -> int:
         """Delete these artifacts' chunks; how many went."""
@@ -188,12 +157,12 @@ class DuckDBChunkStore(BasePydanticVectorStore):
             ).fetchall()
         }
 
-    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
+    def eligible_seqs(self, filters: ChunkFilters) -> np.ndarray:
         """The seqs of every chunk `filters` admit: eligibility is decided here, in SQL, before any top-k."""
         where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.DUCKDB)
         return self._con.execute(f"SELECT seq FROM chunks WHERE {where}", params).fetchnumpy()["seq"]
 
-    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+    def eligible_expiry(self, filters: ChunkFilters) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, expiry) of every chunk `filters` admit, where expiry is `expires_at` in microseconds since the
         epoch (int64 max: never). For a caller that applies the expiry itself (`expires_at > now` is the only
         condition that changes with time) and keeps the answer while `changes` stays the same."""
@@ -219,23 +188,15 @@ class DuckDBChunkStore(BasePydanticVectorStore):
             yield batch
             last = int(batch["seq"][-1])
 
-    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        if query.query_embedding is None:
-            raise ValueError("a vector query needs query_embedding")
-        where, params = sqlfilters.to_sql(query.filters, dialect=sqlfilters.DUCKDB)
-        rows = self._con.execute(
+    def nearest(self, embedding: Sequence[float], filters: ChunkFilters | None, top_k: int) -> list[ChunkHit]:
+        """The `top_k` chunks `filters` admit, most similar first, with their text (the LlamaIndex query)."""
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.DUCKDB)
+        return [ChunkHit(*r) for r in self._con.execute(
             f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, "
             f"array_inner_product(embedding, ?::FLOAT[{int(self.dim)}]) AS score "
             f"FROM chunks WHERE {where} ORDER BY score DESC, seq LIMIT ?",
-            [list(query.query_embedding), *params, int(query.similarity_top_k)],
-        ).fetchall()
-        nodes = [
-            TextNode(id_=r[1], text=r[5], start_char_idx=r[3], end_char_idx=r[4],
-                     metadata={"seq": r[0], "artifact_id": r[2]})
-            for r in rows
-        ]
-        return VectorStoreQueryResult(nodes=nodes, similarities=[float(r[6]) for r in rows],
-                                      ids=[r[1] for r in rows])
+            [list(embedding), *params, int(top_k)],
+        ).fetchall()]
 
     def search(self, embedding: list[float], where: str, params: list[Any], top_k: int) -> list[tuple[int, float]]:
         """(seq, cosine) of the best `top_k` chunks passing `where`: the retrieval hot path, without nodes."""

@@ -1,8 +1,9 @@
-"""The `chunks` table on PostgreSQL (the chunk repository), as a LlamaIndex vector store on the shared catalog.
+"""The `chunks` table on PostgreSQL (the chunk repository), on the shared catalog.
 
 Vectors are `bytea` (little-endian float32): the server has no pgvector, and what reads them is each replica's
-in-memory search cache (`embedding_batches`), which takes the bytes straight into numpy. `query` (the LlamaIndex
-interface) scores the filtered chunks in numpy for the same reason; the search path never uses it.
+in-memory search cache (`embedding_batches`), which takes the bytes straight into numpy. `nearest` (what the
+LlamaIndex vector store, repositories/vector_store.py, queries) scores the filtered chunks in numpy for the same
+reason; the search path never uses it.
 
 Every write also appends to `chunk_changes`, the change feed other replicas follow to keep their search caches
 current, and notifies them (`pg_notify`, delivered when the transaction commits). `changes` counts this
@@ -15,40 +16,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from llama_index.core.bridge.pydantic import PrivateAttr
-from llama_index.core.schema import BaseNode, TextNode
-from llama_index.core.vector_stores.types import (
-    BasePydanticVectorStore,
-    MetadataFilters,
-    VectorStoreQuery,
-    VectorStoreQueryResult,
-)
 
 from artifact_mcp.storage.repositories import sqlfilters
-from artifact_mcp.storage.repositories.nodes import META_COLUMNS, chunk_rows
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilters
 from artifact_mcp.storage.repositories.postgres.connections import Connections
-from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, ChunkText
+from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, META_COLUMNS, ChunkHit, ChunkText
 
 CHANGES_CHANNEL = "artifact_mcp_chunks"
 _NEVER = np.iinfo(np.int64).max
 _BATCH = 20_000
 
 
-class PostgresChunkStore(BasePydanticVectorStore):
-    stores_text: bool = True
-    flat_metadata: bool = False
-    dim: int
-    _db: Connections = PrivateAttr()
-    _changes: int = PrivateAttr(default=0)
-
+class PostgresChunkStore:
     def __init__(self, db: Connections, dim: int, writer: str) -> None:
-        super().__init__(dim=dim)
+        self.dim = dim
         self._db = db
         self._writer = writer
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "PostgresChunkStore"
+        self._changes = 0
 
     @property
     def client(self) -> Connections:
@@ -83,13 +67,6 @@ class PostgresChunkStore(BasePydanticVectorStore):
 
     # --- writes --------------------------------------------------------------------------------
 
-    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
-        if not nodes:
-            return []
-        cols, vectors = chunk_rows(nodes)
-        self.add_rows(cols, vectors)
-        return cols["chunk_id"]
-
     def add_rows(self, columns: Mapping[str, Sequence[Any]], vectors: np.ndarray) -> None:
         n = len(vectors)
         if n == 0:
@@ -105,9 +82,6 @@ class PostgresChunkStore(BasePydanticVectorStore):
         rows = ([*(columns[c][i] for c in names), blobs[i].tobytes()] for i in range(n))
         self._db.copy_rows("chunks", [*names, "embedding"], rows)
         self._changed(added=[int(s) for s in columns["seq"]])
-
-    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        self.delete_many([ref_doc_id])
 
     def delete_many(self, artifact_ids: list[str]) -> int:
         gone = self._db.run("DELETE FROM chunks WHERE artifact_id = ANY(%s)", [list(artifact_ids)])
@@ -149,12 +123,12 @@ class PostgresChunkStore(BasePydanticVectorStore):
             "SELECT seq, artifact_id, chunk_index, start_char, end_char, text, collection FROM chunks "
             "WHERE seq = ANY(%s)", [[int(s) for s in seqs]])}
 
-    def eligible_seqs(self, filters: MetadataFilters) -> np.ndarray:
+    def eligible_seqs(self, filters: ChunkFilters) -> np.ndarray:
         where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.POSTGRES)
         row = self._db.one(f"SELECT string_agg(int8send(seq), ''::bytea) FROM chunks WHERE {where}", params)
         return _int64s(row[0] if row else None)
 
-    def eligible_expiry(self, filters: MetadataFilters) -> tuple[np.ndarray, np.ndarray]:
+    def eligible_expiry(self, filters: ChunkFilters) -> tuple[np.ndarray, np.ndarray]:
         # Each column packed into one bytea (int8send: 8 bytes big-endian per row) rather than a row per chunk:
         # at 90,000 eligible chunks 36 ms instead of 223 ms (psycopg builds no Python tuple per row). Unordered:
         # the search cache sorts what is not ascending already.
@@ -187,20 +161,15 @@ class PostgresChunkStore(BasePydanticVectorStore):
         zero = bytes(4 * int(self.dim))
         return np.frombuffer(b"".join(b or zero for b in blobs), dtype="<f4").reshape(len(blobs), int(self.dim))
 
-    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        if query.query_embedding is None:
-            raise ValueError("a vector query needs query_embedding")
-        where, params = sqlfilters.to_sql(query.filters, dialect=sqlfilters.POSTGRES)
+    def nearest(self, embedding: Sequence[float], filters: ChunkFilters | None, top_k: int) -> list[ChunkHit]:
+        where, params = sqlfilters.to_sql(filters, dialect=sqlfilters.POSTGRES)
         rows = self._db.all(f"SELECT seq, chunk_id, artifact_id, start_char, end_char, text, embedding FROM chunks "
                             f"WHERE {where}", params)
         if not rows:
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        scores = self._vectors([r[6] for r in rows]) @ np.asarray(query.query_embedding, dtype=np.float32)
-        order = sorted(range(len(rows)), key=lambda i: (-float(scores[i]), rows[i][0]))[: int(query.similarity_top_k)]
-        nodes = [TextNode(id_=rows[i][1], text=rows[i][5], start_char_idx=rows[i][3], end_char_idx=rows[i][4],
-                          metadata={"seq": rows[i][0], "artifact_id": rows[i][2]}) for i in order]
-        return VectorStoreQueryResult(nodes=nodes, similarities=[float(scores[i]) for i in order],
-                                      ids=[rows[i][1] for i in order])
+            return []
+        scores = self._vectors([r[6] for r in rows]) @ np.asarray(embedding, dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: (-float(scores[i]), rows[i][0]))[: int(top_k)]
+        return [ChunkHit(*rows[i][:6], float(scores[i])) for i in order]
 
 
 def _int64s(packed: bytes | None) -> np.ndarray:

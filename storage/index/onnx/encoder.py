@@ -1,5 +1,6 @@
 """A sentence-transformers model on ONNX Runtime: the Hugging Face tokenizer (`tokenizers`, Rust) and the graph of
-`graph.py`, behind LlamaIndex's `BaseEmbedding`. No torch.
+`graph.py`. No torch, and no LlamaIndex: the query path embeds with this directly (llama_embeddings.py wraps it
+as a LlamaIndex `BaseEmbedding` for whoever wants one).
 
 Texts are tokenized first and sorted by length, so a batch pads to its own longest text rather than to the
 longest of a random mix (the torch pipeline batches in arrival order; bench/model.py prints both). A batch holds
@@ -17,42 +18,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 from artifact_mcp.storage.index.onnx.session import cores, session
 
 
-class OnnxSentenceEmbedding(BaseEmbedding):
-    model_dir: str
-    variant: str = "fp32"
-    max_length: int = 256  # the model's max_seq_length (sentence_bert_config.json)
-    batch_tokens: int = 1024  # padded tokens per batch: 4 texts of 256 tokens, 8 of 128
-    cache_dir: str | None = None
-    _session: Any = PrivateAttr()
-    _tokenizer: Any = PrivateAttr()
-    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+class OnnxEncoder:
+    max_length = 256  # the model's max_seq_length (sentence_bert_config.json)
+    batch_tokens = 1024  # padded tokens per batch: 4 texts of 256 tokens, 8 of 128
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
+    def __init__(self, model_dir: str, variant: str = "fp32", cache_dir: str | None = None,
+                 batch_size: int = 32) -> None:
         from tokenizers import Tokenizer
 
-        self._session = session(Path(self.model_dir), self.variant, Path(self.cache_dir) if self.cache_dir else None)
-        tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
+        self.variant = variant
+        self.batch_size = batch_size
+        self._session: Any = session(Path(model_dir), variant, Path(cache_dir) if cache_dir else None)
+        self._pool: ThreadPoolExecutor | None = None
+        tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length.
         tokenizer.enable_truncation(self.max_length)
         tokenizer.no_padding()  # each batch is padded here, to its own longest text
         self._tokenizer = tokenizer
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "OnnxSentenceEmbedding"
-
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit vectors of `texts`, in their order."""
         if self.variant == "int8":
             return self._encode_one_by_one(texts)
-        size = batch_size or self.embed_batch_size
+        size = batch_size or self.batch_size
         ids = [e.ids for e in self._tokenizer.encode_batch(texts)]
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         out: np.ndarray | None = None
@@ -94,15 +86,3 @@ class OnnxSentenceEmbedding(BaseEmbedding):
                 self._pool = ThreadPoolExecutor(cores(), thread_name_prefix="onnx-embed")
             vectors = list(self._pool.map(run, range(len(texts))))
         return np.stack(vectors).astype(np.float32, copy=False) if vectors else np.zeros((0, 0), dtype=np.float32)
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.encode([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()
