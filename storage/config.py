@@ -1,4 +1,4 @@
-"""Store configuration: plain settings models, importable without loading the store or llama-index
+"""Store configuration: plain settings models, importable without loading the store or its libraries
 (so `artifact-mcp token …` and `--help` start fast)."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class IndexConfig(BaseModel):
 
     @property
     def model_id(self) -> str:
-        from artifact_mcp.storage.index.embeddings import model_id_for  # loads llama-index: only when the store opens
+        from artifact_mcp.storage.index.embeddings import model_id_for  # loads numpy: only when the store opens
 
         return model_id_for(self.embedding_model)
 

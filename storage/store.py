@@ -48,7 +48,7 @@ from artifact_mcp.storage.stats import StoreStats
 
 # Importing this module registers the operations (their signatures use only the models above): every server
 # process imports it at start, before it answers `initialize`. What opening a store needs (the catalog driver,
-# LlamaIndex, numpy: ~2 s of imports) is imported by `open_store` / `ArtifactStore()` only,
+# numpy, the embedding runtime: ~0.5 s of imports) is imported by `open_store` / `ArtifactStore()` only,
 # in the process that owns the store, on a worker thread. tests/test_startup.py checks that this stays so.
 if TYPE_CHECKING:
     from artifact_mcp.storage.index.pipeline import IndexConfig, Indexer, Prepared
@@ -63,7 +63,7 @@ def open_store(cfg: StoreConfig) -> ArtifactStore:
     if cfg.background_work:  # an owner that warms up for queries (not a CLI command's short-lived one)
         from artifact_mcp.storage.index.onnx.session import preload
 
-        # Before the imports below (LlamaIndex, ~0.7 s): the query model's session opens beside them.
+        # Before the imports below (DuckDB, numpy, ~0.3 s): the query model's session opens beside them.
         preload(cfg.index.embedding_model, cfg.index.model_cache_dir)
     from artifact_mcp.storage.index.embeddings import MINILM_ID, known_dim
     from artifact_mcp.storage.index.model_spec import sticky_default
@@ -376,7 +376,7 @@ class ArtifactStore:
         wait for it; `is_warm` turns true after. Not the chunkers: index jobs run in the preparation child
         (index/child.py), which loads its own. Loading them here as well delayed the first query (bench/startup.py:
         spawn -> first query 2.42 s with them, 2.29 s without); the idle RSS stayed ~400 MB either way. The model's
-        session was started before LlamaIndex was imported (open_store), so it is usually ready by now."""
+        session was started before the catalog's imports (open_store), so it is usually ready by now."""
         try:
             self.indexer.embed_query("warm up")  # loads the embedding model (seconds, the first time)
             with self._lock:  # the search mirror, which the first query would otherwise load

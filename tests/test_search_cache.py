@@ -54,7 +54,7 @@ def counting(store: ArtifactStore) -> list[int]:
         calls[0] += 1
         return original(filters)
 
-    object.__setattr__(chunks, "eligible_expiry", wrapped)
+    chunks.eligible_expiry = wrapped
     return calls
 
 

@@ -1,6 +1,7 @@
-"""Answer before loading: the server answers `initialize` and lists its tools before the store (DuckDB, LlamaIndex,
-the embedding model) is loaded; calls wait for the store; a query that comes before the model is warm waits with
-progress notifications; a store that cannot be opened is a clear error on the first call, not a hang."""
+"""Answer before loading: the server answers `initialize` and lists its tools before the store (DuckDB, the
+embedding model) is loaded, and never loads LlamaIndex (the index child chunks); calls wait for the store; a query
+that comes before the model is warm waits with progress notifications; a store that cannot be opened is a clear
+error on the first call, not a hang."""
 
 from __future__ import annotations
 
@@ -83,12 +84,19 @@ def test_serving_and_searching_with_the_default_model_imports_no_llamaindex(tmp_
     """Chunking (LlamaIndex's node parsers) runs in the index preparation child; the serving process embeds queries
     with the ONNX encoder and filters chunks with the store's own filters: LlamaIndex (~1 s of imports, ~50 MiB)
     never loads in it, and so no query waits for it."""
+    from artifact_mcp.storage.index.onnx.cache import default_cache_dir
+
+    # A cold tokenizer cache (the cl100k ranks are parsed from llama-index-core's copy of the BPE file, found
+    # without importing it); the model's own cache as it is, so its ONNX file is not rebuilt.
+    env = server_env(ARTIFACT_MCP_EMBEDDING_MODEL="default", ARTIFACT_MCP_MODEL_CACHE_DIR=str(default_cache_dir()),
+                     XDG_CACHE_HOME=str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-c", SERVE_PROBE, str(tmp_path / "data")], capture_output=True,
-                         text=True, env=server_env(ARTIFACT_MCP_EMBEDDING_MODEL="default"), timeout=240)
+                         text=True, env=env, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert "onnxruntime" in loaded and "duckdb" in loaded  # it did serve from the store, with the model
     assert not loaded & {"llama_index", "torch", "sqlalchemy"}, sorted(loaded & {"llama_index", "torch", "sqlalchemy"})
+    assert list((tmp_path / "cache").rglob("cl100k_base-*.marshal")), "the tokenizer was not loaded (or cached)"
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pytest
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import (
@@ -17,6 +18,7 @@ from mcp import Client
 from artifact_mcp.server.app import build_app
 from artifact_mcp.server.settings import Settings
 from artifact_mcp.storage.index.embeddings import build_model
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilter, ChunkFilters, Op, all_of, any_of
 from artifact_mcp.storage.repositories.duckdb.chunks import DuckDBChunkStore
 from artifact_mcp.storage.repositories.vector_store import ChunkVectorStore
 from tests.conftest import TEST_EMBEDDING, call
@@ -60,6 +62,16 @@ async def test_llamaindex_query_with_filters(settings: Settings) -> None:
                                  condition=FilterCondition.OR)
         result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=either))
         assert {n.metadata["artifact_id"] for n in result.nodes} == {ids["b"], ids["c"]}
+        # NOT, and a group nested in a group: neither in namespace "other" nor tagged "y", of a listed type.
+        neither = MetadataFilters(filters=[
+            MetadataFilters(filters=[MetadataFilter(key="namespace_id", value="other"),
+                                     MetadataFilter(key="tags", operator=FilterOperator.CONTAINS, value="y")],
+                            condition=FilterCondition.OR),
+        ], condition=FilterCondition.NOT)
+        typed = MetadataFilters(filters=[neither, MetadataFilter(key="artifact_type", operator=FilterOperator.IN,
+                                                                 value=["note", "document"])])
+        result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=5, filters=typed))
+        assert [n.metadata["artifact_id"] for n in result.nodes] == [ids["a"]]
         with pytest.raises(ValueError, match="cannot filter"):
             store.query(VectorStoreQuery(query_embedding=query, filters=MetadataFilters(
                 filters=[MetadataFilter(key="text; DROP TABLE chunks", value="x")])))
@@ -88,3 +100,35 @@ async def test_llamaindex_query_with_filters(settings: Settings) -> None:
         assert store.query(VectorStoreQuery(query_embedding=vector, filters=third)).nodes == []
     finally:
         con.close()
+
+
+def test_the_store_and_llamaindex_embed_alike() -> None:
+    """`hash:` embeds without LlamaIndex (hashing.py), and gives the vectors, to the bit, of the LlamaIndex
+    embedding the tests' `class:` models are built on, and of its own LlamaIndex face."""
+    texts = ["otters hold hands while sleeping", "Revenue grew 4% in Q3 (see table 2)", "", "a b c d e f g"]
+    model = build_model("hash:384")
+    ours = model.embed_texts(texts)
+    theirs = build_model("class:artifact_mcp.storage.index.llama_embeddings:HashEmbedding").embed_texts(texts)
+    assert ours.dtype == np.float32 and ours.shape == (4, 384)
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(model.embed_query(texts[0]), ours[0])
+    face = model.as_llama()
+    assert face.embed_batch_size == 32
+    assert np.array_equal(np.asarray(face.get_text_embedding_batch(texts), dtype=np.float32), ours)
+    assert not ours[2].any() and np.linalg.norm(ours[0]) == pytest.approx(1.0)
+
+
+def test_chunk_filters_refuse_what_they_cannot_mean() -> None:
+    with pytest.raises(ValueError, match="condition 'NOT' is not one of and, or, not"):
+        ChunkFilters((ChunkFilter("namespace_id", "x"),), "NOT")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="operator '<' is not supported on namespace_id"):
+        ChunkFilter("namespace_id", "x", "<")  # type: ignore[arg-type]
+    assert ChunkFilter("tags", ["a"], "all").op is Op.ALL  # type: ignore[arg-type]
+    one = all_of(ChunkFilter("org_id", "o"), any_of(ChunkFilter("tags", ["a", "b"], Op.ALL)))
+    same = all_of(ChunkFilter("org_id", "o"), any_of(ChunkFilter("tags", ["a", "b"], Op.ALL)))
+    assert one.cache_key() == same.cache_key()
+    for other in (all_of(ChunkFilter("org_id", "p"), any_of(ChunkFilter("tags", ["a", "b"], Op.ALL))),
+                  all_of(ChunkFilter("org_id", "o"), any_of(ChunkFilter("tags", ["a", "b"], Op.ANY))),
+                  any_of(ChunkFilter("org_id", "o"), any_of(ChunkFilter("tags", ["a", "b"], Op.ALL))),
+                  all_of(ChunkFilter("org_id", "o"), all_of(ChunkFilter("tags", ["a", "b"], Op.ALL)))):
+        assert other.cache_key() != one.cache_key()

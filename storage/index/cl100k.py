@@ -6,7 +6,8 @@ so a server's first query waited for that load (bench/startup.py). The parsed ra
 cache directory as a marshal file (a dict of bytes to int: marshal builds data and never runs code) behind the
 sha256 of its bytes, keyed by the tiktoken and llama-index-core versions, and checked against a probe text's
 tokens: reading it back takes 0.025 s, 0.09 s with the tokenizer built (measured in-process, against 0.19 s for
-the parse). The encoding is also LlamaIndex's global tokenizer, so its splitters count the same tokens. A cache
+the parse). The chunkers also make it LlamaIndex's global tokenizer (`llama_tokenizer`), so its splitters count
+the same tokens; the query path counts with `tokenizer()`, which imports no LlamaIndex. A cache
 that cannot be read, does not match or cannot be written only costs the parse.
 """
 
@@ -47,10 +48,14 @@ def _parsed() -> Any:
 
     if "TIKTOKEN_CACHE_DIR" in os.environ:
         return tiktoken.get_encoding("cl100k_base")
-    # Found, not imported: importing llama_index.core costs ~1 s (repositories/chunk_filters.py).
-    spec = importlib.util.find_spec("llama_index.core")
-    assert spec is not None and spec.origin is not None
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(spec.origin).parent / "_static/tiktoken_cache")
+    # Found, not imported (find_spec of llama_index.core would import the llama_index namespace package; importing
+    # llama_index.core costs ~1 s, repositories/chunk_filters.py).
+    spec = importlib.util.find_spec("llama_index")
+    found = [Path(p) / "core/_static/tiktoken_cache" for p in (spec.submodule_search_locations or [])] if spec else []
+    found = [p for p in found if p.is_dir()]
+    if not found:
+        raise RuntimeError("llama-index-core's copy of the cl100k BPE file is missing: reinstall llama-index-core")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(found[0])
     try:
         return tiktoken.get_encoding("cl100k_base")
     finally:

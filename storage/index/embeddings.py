@@ -15,7 +15,8 @@
   `ARTIFACT_MCP_EMBEDDING_KWARGS` (a JSON object).
 
 `default`, `default:fp32` and `hash:` embed without LlamaIndex, so a server answers queries without importing it
-(repositories/chunk_filters.py has the cost); `EmbeddingModel.as_llama()` gives them a LlamaIndex face.
+(repositories/chunk_filters.py has the cost); `EmbeddingModel.as_llama()` gives them a LlamaIndex face. The
+others (`default:torch`, `hf:`, `class:`) are LlamaIndex embeddings, and load it in the serving process too.
 
 Every model has a stable `model_id`; it is recorded on each indexed artifact, and when it changes the
 index is rebuilt rather than mixing vectors from two models. fp32 and torch share an id (same vectors: a store
@@ -63,7 +64,8 @@ class EmbeddingModel:
     dim: int
     encoder: Encoder | None = None
     llama: BaseEmbedding | None = None
-    _wrap_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    batch_size: int = 32  # texts per batch of `as_llama()`'s embedding
+    _wrap_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def as_llama(self) -> BaseEmbedding:
         """This model as a LlamaIndex `BaseEmbedding` (for LlamaIndex code; imports LlamaIndex)."""
@@ -71,7 +73,7 @@ class EmbeddingModel:
             if self.llama is None:
                 from artifact_mcp.storage.index.llama_embeddings import EncoderEmbedding
 
-                self.llama = EncoderEmbedding(self.encoder)
+                self.llama = EncoderEmbedding(self.encoder, embed_batch_size=self.batch_size)
             return self.llama
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -160,7 +162,7 @@ def _default_model(variant: str, batch_size: int, cache_dir: str | None) -> Embe
         from artifact_mcp.storage.index.onnx.encoder import OnnxEncoder
 
         encoder = OnnxEncoder(str(_minilm_dir(cache_dir)), variant=variant, cache_dir=cache_dir, batch_size=batch_size)
-        return EmbeddingModel(model_id_for(spec), 384, encoder=encoder)
+        return EmbeddingModel(model_id_for(spec), 384, encoder=encoder, batch_size=batch_size)
     # The weights are local files; make sure nothing reaches for the hub anyway.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -188,7 +190,7 @@ def build_model(spec: str, *, batch_size: int = 32, kwargs: dict[str, Any] | Non
     if kind == "default":
         return _default_model(arg, batch_size, cache_dir)
     if kind == "hash":
-        return EmbeddingModel(model_id_for(spec), int(arg), encoder=HashEncoder(int(arg)))
+        return EmbeddingModel(model_id_for(spec), int(arg), encoder=HashEncoder(int(arg)), batch_size=batch_size)
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
     model: BaseEmbedding

@@ -263,7 +263,7 @@ class SearchCache:
         """`eligible` for the chunks a filter admits at `now_us`, kept between queries.
 
         `fetch` runs the filter without its expiry condition: (seqs, expiry in µs, int64 max for never). Its answer
-        is kept under `key` (the filter's SQL and parameters) while the chunk repository's `changes` counter and
+        is kept under `key` (the filters' `cache_key()`) while the chunk repository's `changes` counter and
         this mirror's rows stay the same; the expiry is applied here (`expiry > now`, as the SQL filter does), and
         the grouped answer is reused until the next chunk among them expires. None as from `eligible`."""
         entry = self._eligible_cache.get(key)

@@ -7,7 +7,7 @@ lock is released and its socket closes; the forwarders race for the lock, one be
 rest reconnect to it. Calls made meanwhile wait for the new owner instead of failing.
 
 A server opens its client in the background (`open_in_background`): entering it returns at once, so the server
-answers `initialize` before the store (and LlamaIndex, DuckDB, the model behind it) is loaded. Every call waits for
+answers `initialize` before the store (and DuckDB, the model behind it) is loaded. Every call waits for
 the open; if it failed, every call raises `Unavailable` saying why, instead of waiting. The owner warms the
 embedding model as soon as the store is open (storage/ownership/workers.py); `wait_warm` lets a query wait for it.
 

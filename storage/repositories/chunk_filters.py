@@ -32,11 +32,22 @@ class ChunkFilter:
     value: Any = None
     op: Op = Op.EQ
 
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "op", Op(self.op))
+        except ValueError:
+            raise ValueError(f"operator {self.op!r} is not supported on {self.key}") from None
+
 
 @dataclass(frozen=True)
 class ChunkFilters:
     filters: tuple[ChunkFilter | ChunkFilters, ...] = field(default_factory=tuple)
     condition: Literal["and", "or", "not"] = "and"
+
+    def __post_init__(self) -> None:
+        if self.condition not in ("and", "or", "not"):
+            raise ValueError(f"condition {self.condition!r} is not one of and, or, not")
+        object.__setattr__(self, "filters", tuple(self.filters))
 
     def cache_key(self) -> str:
         """The same text for equal filters (what a cache of their answers is keyed by)."""

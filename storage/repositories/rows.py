@@ -33,7 +33,10 @@ CHUNK_COLUMNS: tuple[str, ...] = (
     "end_char", "text",
 )
 # The chunk columns copied from the artifact row (a node's metadata, for a LlamaIndex writer).
-META_COLUMNS = CHUNK_COLUMNS[:14]
+META_COLUMNS: tuple[str, ...] = (
+    "seq", "artifact_id", "root_artifact_id", "version", "org_id", "workspace_id", "namespace_id", "thread_id",
+    "artifact_type", "tags", "collection", "expires_at", "chunk_index", "n_terms",
+)
 # Fields copied from the previous version when a content change makes a new one.
 # (The tenant, name, type and root are passed to `new_artifact_row` on their own.)
 INHERITED: tuple[str, ...] = (

@@ -22,7 +22,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from artifact_mcp.storage.repositories.chunk_filters import ChunkFilter, ChunkFilters, Op
+from artifact_mcp.storage.repositories.chunk_filters import ChunkFilter, ChunkFilters
 from artifact_mcp.storage.repositories.protocols import ChunkRepository
 from artifact_mcp.storage.repositories.rows import CHUNK_COLUMNS, META_COLUMNS
 
@@ -83,11 +83,7 @@ def to_chunk_filters(filters: MetadataFilters | None) -> ChunkFilters | None:
             parts.append(inner)
             continue
         assert isinstance(f, MetadataFilter)
-        try:
-            op = Op(f.operator.value)
-        except ValueError:
-            raise ValueError(f"operator {f.operator.value!r} is not supported on {f.key}") from None
-        parts.append(ChunkFilter(f.key, f.value, op))
+        parts.append(ChunkFilter(f.key, f.value, f.operator.value))  # type: ignore[arg-type]  # refused if unknown
     return ChunkFilters(tuple(parts), _CONDITIONS[filters.condition or FilterCondition.AND])  # type: ignore[arg-type]
 
 

@@ -4,7 +4,7 @@ as a LlamaIndex `BaseEmbedding` for whoever wants one).
 
 Texts are tokenized first and sorted by length, so a batch pads to its own longest text rather than to the
 longest of a random mix (the torch pipeline batches in arrival order; bench/model.py prints both). A batch holds
-at most `batch_tokens` padded tokens as well as at most `embed_batch_size` texts. Small batches are faster here:
+at most `batch_tokens` padded tokens as well as at most `batch_size` texts. Small batches are faster here:
 on 1,400 SciFact chunks (sorted, 2 cores), 1,024 padded tokens per batch embedded 88.6 chunks/s, 2,048 86.0 and
 4,096 76.8 (the activations of a small batch stay in the CPU's caches). They are smaller in memory too: attention
 keeps a [batch, heads, seq, seq] float matrix per layer, and ONNX Runtime's arena keeps the largest it has seen

@@ -2,8 +2,8 @@
 
 Opening the fp32 session takes ~0.15 s (graph optimisation and weights), and ONNX Runtime releases the GIL while
 it does (measured: a Python loop ran at full speed beside it). So a process that will answer queries starts it on
-a thread as its store begins to open (`preload`): it overlaps the ~0.7 s import of LlamaIndex that opening the
-store costs, instead of following it. The embedding then takes the session that is ready (`session`).
+a thread as its store begins to open (`preload`): it overlaps the imports and the catalog opening that opening
+the store costs, instead of following them. The embedding then takes the session that is ready (`session`).
 Imports neither LlamaIndex nor, until a session is opened, ONNX Runtime.
 """
 

