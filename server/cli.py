@@ -147,6 +147,9 @@ async def _until_signal(main: Any) -> None:
 
 def serve(settings: Settings) -> None:
     from artifact_mcp.server.app import build_app
+    from artifact_mcp.storage.heap import limit_arenas
+
+    limit_arenas()  # before any thread starts (storage/heap.py has the figures)
 
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)

@@ -382,8 +382,8 @@ class ArtifactStore:
             with self._lock:  # the search mirror, which the first query would otherwise load
                 if not self.cache.loaded:
                     self.cache.load(self.db.chunks, self.db.postings)
+            from artifact_mcp.storage.heap import trim_heap
             from artifact_mcp.storage.index.cl100k import count_tokens
-            from artifact_mcp.storage.index.embeddings import trim_heap  # imported by open_store already
 
             # tiktoken's cl100k, which every query's context is measured with: 0.1-0.2 s of Python to parse, 0.09
             # from its cache (index/cl100k.py), which the first query paid (bench/startup.py: 0.15 s between the

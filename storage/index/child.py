@@ -127,6 +127,9 @@ def serve() -> None:
     os.dup2(2, 1)
     with contextlib.suppress(OSError):
         os.nice(NICE)
+    from artifact_mcp.storage.heap import limit_arenas
+
+    limit_arenas()
     try:
         config: IndexConfig = _receive(requests)
     except EOFError:

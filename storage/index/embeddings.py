@@ -25,7 +25,6 @@ indexed by the torch model before is not re-indexed); int8 has its own.
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import os
 import threading
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from artifact_mcp.storage.errors import MODEL_NOT_PREPARED, ModelNotPrepared
+from artifact_mcp.storage.heap import trim_heap
 from artifact_mcp.storage.index.hashing import HashEncoder
 from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
 from artifact_mcp.storage.index.model_spec import parse as _parse
@@ -96,27 +96,6 @@ class EmbeddingModel:
             return self.encoder.encode([text])[0]
         assert self.llama is not None
         return _normalise(np.asarray([self.llama.get_query_embedding(text)], dtype=np.float32))[0]
-
-
-@lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim  # noqa: B018 - glibc only
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-def trim_heap() -> None:
-    """Give freed heap memory back to the OS after a batch (torch models). Torch's activations vary in size with every
-    batch, and glibc keeps the freed blocks: measured, a server's RSS grew from 0.6 to 1.3 GB over 60 batches, and
-    stays at 0.6 GB with this (at no measurable cost; MALLOC_MMAP_THRESHOLD_ would cost 25% of throughput). Also
-    after loading the ONNX model and the search mirror (`ArtifactStore.warm_up`): their parse buffers are freed but
-    kept by glibc, 22 MB measured."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
