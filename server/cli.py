@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> None:
         serve(settings)
     elif args.command == "console":
         from artifact_mcp.server.console.command import run_console
+        from artifact_mcp.storage.heap import limit_arenas
 
+        limit_arenas()  # a long-lived owner of the store, as serve is
         run_console(settings.model_copy(update={"transport": "http", "host": "127.0.0.1"}))
     elif args.command == "gc":
         gc(settings)

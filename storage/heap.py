@@ -6,10 +6,14 @@ Imports nothing heavy: `serve` calls `limit_arenas` before its first thread star
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
 from functools import lru_cache
 
+log = logging.getLogger(__name__)
+
 _M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
-ARENAS = 2
+ARENAS = max(2, min(8, os.cpu_count() or 2))  # measured on 2 cores (below): 2 there
 
 
 @lru_cache(maxsize=1)
@@ -24,15 +28,21 @@ def _libc() -> ctypes.CDLL | None:
 
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """Let glibc keep at most `arenas` malloc arenas (its default is 8 per core), before threads start; whether it
-    could. Each thread that allocates may get an arena of its own, and the memory an arena frees stays with it: the
-    store's worker threads (anyio's pool, the query embedding, DuckDB's, ONNX Runtime's) each held freed buffers of
-    their own. Measured with bench/recall.py (SciFact train ingest, then 809 hybrid queries), the same run twice:
-    server peak RSS 430 MiB with two arenas, 441 with the default, at the same ingest rate (115.1 and 112.3
-    chunks/s)."""
+    did. Not when the environment sets them already (MALLOC_ARENA_MAX, or arena_max in GLIBC_TUNABLES): an
+    operator's tuning wins. Each thread that allocates may get an arena of its own, and the memory an arena frees
+    stays with it: the store's worker threads (anyio's pool, the query embedding, DuckDB's, ONNX Runtime's) each
+    held freed buffers of their own. Measured with bench/recall.py (SciFact train ingest, then 809 hybrid queries),
+    the same run twice on 2 cores: server peak RSS 430 MiB with two arenas, 441 with the default, at the same
+    ingest rate (115.1 and 112.3 chunks/s)."""
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
+        log.debug("malloc arenas left as the environment sets them")
+        return False
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
-    return bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    done = bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    log.debug("malloc arenas limited to %d: %s", arenas, done)
+    return done
 
 
 def trim_heap() -> None:

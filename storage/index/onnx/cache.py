@@ -1,7 +1,7 @@
 """The ONNX file of a bundled model (and its token table, graph.py), built once per machine from its weights and
 kept in a cache directory.
 
-Keyed by the weights' sha256, the graph builder's version and the variant (fp32, or int8 weights), so a
+The graph is keyed by the weights' sha256, the graph builder's version and the variant (fp32, or int8 weights), so a
 new model package or a changed graph builds a new file and never reuses a stale one. Safe with several
 processes: one builds under an exclusive lock on a lock file while the others wait for it, and the file
 appears under its final name only when complete (written to a temporary name in the same directory, fsynced,

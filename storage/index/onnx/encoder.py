@@ -38,6 +38,9 @@ class OnnxEncoder:
         # Mapped, not read: only the pages of the tokens in use become resident, and they are shared with every
         # process that maps the file (graph.py has the figures).
         self._words: np.ndarray = np.load(model_files(Path(model_dir), variant, cache)[1], mmap_mode="r")
+        width = self._session.get_inputs()[0].shape[2]
+        if self._words.ndim != 2 or self._words.shape[1] != width:
+            raise ValueError(f"the token table has shape {self._words.shape}; the graph takes rows of {width}")
         self._pool: ThreadPoolExecutor | None = None
         tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         # tokenizer.json pads and truncates to 128; sentence-transformers reads up to max_seq_length.
