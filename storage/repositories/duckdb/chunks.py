@@ -198,13 +198,6 @@ class DuckDBChunkStore:
             [list(embedding), *params, int(top_k)],
         ).fetchall()]
 
-    def search(self, embedding: list[float], where: str, params: list[Any], top_k: int) -> list[tuple[int, float]]:
-        """(seq, cosine) of the best `top_k` chunks passing `where`: the retrieval hot path, without nodes."""
-        return [(int(r[0]), float(r[1])) for r in self._con.execute(
-            f"SELECT seq, array_inner_product(embedding, ?::FLOAT[{int(self.dim)}]) AS score "
-            f"FROM chunks WHERE {where} ORDER BY score DESC, seq LIMIT ?",
-            [embedding, *params, int(top_k)],
-        ).fetchall()]
 
 
 _NEVER = np.iinfo(np.int64).max
