@@ -38,28 +38,15 @@ class EncoderEmbedding(BaseEmbedding):
         return self._encoder.encode(texts).tolist()
 
 
-class HashEmbedding(BaseEmbedding):
+class HashEmbedding(EncoderEmbedding):
     """`hash:<dim>` as a LlamaIndex embedding (hashing.py)."""
 
     dim: int = 384
-    _encoder: HashEncoder = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._encoder = HashEncoder(self.dim)
+        super().__init__(None, **data)
+        self._encoder = HashEncoder(self.dim)  # the dimension as validated
 
     @classmethod
     def class_name(cls) -> str:
         return "HashEmbedding"
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encoder.vector(query).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encoder.vector(text).tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return [self._encoder.vector(t).tolist() for t in texts]
