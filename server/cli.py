@@ -147,9 +147,6 @@ async def _until_signal(main: Any) -> None:
 
 def serve(settings: Settings) -> None:
     from artifact_mcp.server.app import build_app
-    from artifact_mcp.storage.heap import limit_arenas
-
-    limit_arenas()  # before any thread starts (storage/heap.py has the figures)
 
     app, runtime = build_app(settings)
     log.info("starting artifact-mcp (%s transport)", settings.transport)
@@ -279,13 +276,15 @@ def main(argv: list[str] | None = None) -> None:
     # A person's command logs errors only (unless asked): what it says is its table, its bar and its own messages.
     people = args.command in commands.NAMES and args.log_level is None
     logs.configure("ERROR" if people else settings.log_level)
+    if args.command in ("serve", "console"):  # long-lived owners of a store
+        from artifact_mcp.storage.heap import limit_arenas
+
+        limit_arenas()  # before any thread starts (storage/heap.py has the figures)
     if args.command == "serve":
         serve(settings)
     elif args.command == "console":
         from artifact_mcp.server.console.command import run_console
-        from artifact_mcp.storage.heap import limit_arenas
 
-        limit_arenas()  # a long-lived owner of the store, as serve is
         run_console(settings.model_copy(update={"transport": "http", "host": "127.0.0.1"}))
     elif args.command == "gc":
         gc(settings)
