@@ -17,6 +17,7 @@ from artifact_mcp.storage.archive import ArchivedVersion, ImportedFile, RestoreO
 from artifact_mcp.storage.blobs import BlobStore
 from artifact_mcp.storage.config import StoreConfig
 from artifact_mcp.storage.errors import ModelNotPrepared
+from artifact_mcp.storage.fair_lock import FairRLock
 from artifact_mcp.storage.generate.models import Draft, GenerateRequest, GenerateResult, Material
 from artifact_mcp.storage.links import DownloadLink, DownloadTarget
 from artifact_mcp.storage.models import (
@@ -124,7 +125,7 @@ class ArtifactStore:
         self.blobs = blobs
         self.max_content_bytes = max_content_bytes
         self.indexer = indexer or Indexer(index or IndexConfig())
-        self._lock = threading.RLock()
+        self._lock = FairRLock()
         self._warm = threading.Event()  # set once warm_up has loaded what a query needs
         cfg = self.indexer.config
         retry = RetryPolicy(max_attempts=cfg.max_attempts, backoff_seconds=cfg.retry_backoff_seconds)

@@ -1,0 +1,125 @@
+"""The store's lock (storage/fair_lock.py): reentrant, exclusive, and served in arrival order."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from artifact_mcp.storage.fair_lock import FairRLock
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.001)
+
+
+def _try_in_thread(lock: FairRLock, timeout: float = 2.0) -> bool:
+    """Whether another thread gets the lock within `timeout`."""
+    got = threading.Event()
+
+    def take() -> None:
+        with lock:
+            got.set()
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    return got.wait(timeout)
+
+
+def test_waiters_get_the_lock_in_the_order_they_came() -> None:
+    lock = FairRLock()
+    order: list[int] = []
+    threads = []
+    with lock:
+        for i in range(12):
+            def take(i: int = i) -> None:
+                with lock:
+                    order.append(i)
+            t = threading.Thread(target=take)
+            t.start()
+            threads.append(t)
+            _wait_for(lambda i=i: len(lock._waiters) == i + 1)  # queued before the next one starts
+    for t in threads:
+        t.join(5)
+    assert order == list(range(12))
+
+
+def test_reentrant_and_exclusive() -> None:
+    lock = FairRLock()
+    with lock, lock:
+        assert not _try_in_thread(lock, 0.2)
+    assert _try_in_thread(lock)
+
+    counter = [0]
+
+    def bump() -> None:
+        for _ in range(2000):
+            with lock:
+                with lock:  # nested, as store methods that call each other do
+                    value = counter[0]
+                counter[0] = value + 1
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert counter[0] == 16_000
+    assert _try_in_thread(lock)
+
+
+def test_release_by_a_thread_that_does_not_hold_it_is_refused() -> None:
+    lock = FairRLock()
+    with pytest.raises(RuntimeError, match="does not hold"):
+        lock.release()
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    with pytest.raises(RuntimeError, match="does not hold"):
+        lock.release()
+    done.set()
+    t.join(5)
+    assert _try_in_thread(lock)
+
+
+def test_a_waiter_interrupted_leaves_the_queue_and_the_lock_usable() -> None:
+    """Ctrl-C while the main thread waits (a CLI command on a busy store) must not leave a dead waiter that the
+    lock would be handed to forever."""
+    lock = FairRLock()
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def interrupt() -> None:
+        _wait_for(lambda: len(lock._waiters) == 1)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    assert not lock._waiters
+    done.set()
+    holder.join(5)
+    assert _try_in_thread(lock)
