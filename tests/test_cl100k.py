@@ -47,6 +47,16 @@ def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:
         assert cached.decode(cached.encode(text, allowed_special="all")) == text
     assert cl100k.count_tokens(TEXTS[0]) == len(parsed.encode(TEXTS[0]))
 
+    # Loaded from the cache, the encoding keeps no Python copy of its ranks (RSS), and still counts, truncates and
+    # decodes the same; tiktoken's own registered instance is left whole.
+    cl100k.encoding.cache_clear()
+    loaded = cl100k.encoding()
+    assert loaded is not parsed and loaded._mergeable_ranks is None
+    for text in TEXTS:
+        tokens = loaded.encode(text, allowed_special="all")
+        assert tokens == parsed.encode(text, allowed_special="all") and loaded.decode(tokens) == text
+    assert isinstance(parsed._mergeable_ranks, dict) and len(parsed._mergeable_ranks) > 100_000
+
 
 def test_a_damaged_cache_is_parsed_again_and_rewritten(cache_home: Path) -> None:
     path = cl100k._cache_file()

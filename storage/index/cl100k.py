@@ -114,10 +114,16 @@ def encoding() -> Any:
     """The `tiktoken.Encoding` (loaded once per process)."""
     path = _cache_file()
     enc = _from_cache(path) if path is not None else None
-    if enc is None:
-        enc = _parsed()
-        if path is not None:
-            _store(path, enc)
+    if enc is not None:
+        # Its Python dict of ranks is only kept for pickling: encoding and decoding use the Rust tokenizer built
+        # from it. Dropped, an idle server's RSS is 8 MiB smaller (measured in-process: 258 -> 250 MiB with a
+        # warm search mirror). Nothing pickles this encoding (the index child loads its own); pickling it fails
+        # loudly. Only ours: the parsed one is tiktoken's registered instance, which others may share.
+        enc._mergeable_ranks = None
+        return enc
+    enc = _parsed()
+    if path is not None:
+        _store(path, enc)
     return enc
 
 
