@@ -4,7 +4,8 @@ Every catalog read and write of a store runs under one lock (the DuckDB connecti
 threads). Under load, dozens of worker threads wait on it at once, and `threading.RLock` hands it to whichever
 thread the OS wakes first, or back to the thread that just released it: a request could be passed over many
 times in a row while later ones went first, which made the latency tail long. This lock serves its waiters in
-the order they came.
+the order they came: bench/load.py (50 clients, 30 s, runs interleaved with the RLock's) p99 457 and 438 ms
+against 634 and 593, max 481 and 461 against 845 and 816, at 142 and 144 ops/s against 144 and 153.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from types import TracebackType
-
-_HANDOFF = -1  # owner while the lock passes to the next waiter: a thread arriving meanwhile queues behind it
 
 
 class FairRLock:
@@ -23,34 +22,32 @@ class FairRLock:
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
-        self._owner: int | None = None
+        self._owner: int | threading.Lock | None = None
         self._depth = 0
         self._waiters: deque[threading.Lock] = deque()
 
     def acquire(self) -> bool:
         me = threading.get_ident()
-        with self._mutex:
-            if self._owner == me:
-                self._depth += 1
-                return True
-            if self._owner is None:
-                self._owner, self._depth = me, 1
-                return True
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiters.append(turn)
+        turn: threading.Lock | None = None
         try:
-            turn.acquire()  # released by the thread that hands the lock over
-        except BaseException:  # e.g. KeyboardInterrupt in the main thread: leave the queue, or pass the lock on
             with self._mutex:
-                if turn in self._waiters:
-                    self._waiters.remove(turn)
-                else:
-                    self._hand_over()
+                if self._owner == me:
+                    self._depth += 1
+                    return True
+                if self._owner is None:
+                    self._owner, self._depth = me, 1
+                    return True
+                turn = threading.Lock()
+                turn.acquire()
+                self._waiters.append(turn)
+            turn.acquire()  # released by the thread that hands the lock over
+            with self._mutex:
+                self._owner, self._depth = me, 1
+            return True
+        except BaseException:  # KeyboardInterrupt in the main thread: leave the queue, or pass the lock on
+            if turn is not None:
+                self._abandon(turn, me)
             raise
-        with self._mutex:
-            self._owner, self._depth = me, 1
-        return True
 
     def release(self) -> None:
         with self._mutex:
@@ -61,12 +58,23 @@ class FairRLock:
                 self._hand_over()
 
     def _hand_over(self) -> None:
-        """To the longest waiting thread, or free (the caller holds `_mutex`)."""
+        """To the longest waiting thread, or free (the caller holds `_mutex`). Until the woken thread takes it, its
+        `turn` is the owner: a thread arriving meanwhile queues behind it."""
         if self._waiters:
-            self._owner = _HANDOFF
-            self._waiters.popleft().release()
+            turn = self._waiters.popleft()
+            self._owner = turn
+            turn.release()
         else:
             self._owner = None
+
+    def _abandon(self, turn: threading.Lock, me: int) -> None:
+        """An acquire that queued `turn` was interrupted: still queued, it leaves; handed the lock (taken or not
+        yet), it passes it on. Either way no waiter is left that nobody will wake, and no lock that nobody holds."""
+        with self._mutex:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+            elif self._owner is turn or self._owner == me:
+                self._hand_over()
 
     def __enter__(self) -> bool:
         return self.acquire()

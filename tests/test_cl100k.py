@@ -3,8 +3,12 @@ tokens as tiktoken's own load, and a damaged cache is parsed again, never truste
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import marshal
+import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +60,16 @@ def test_the_cached_ranks_give_tiktokens_own_tokens(cache_home: Path) -> None:
         tokens = loaded.encode(text, allowed_special="all")
         assert tokens == parsed.encode(text, allowed_special="all") and loaded.decode(tokens) == text
     assert isinstance(parsed._mergeable_ranks, dict) and len(parsed._mergeable_ranks) > 100_000
+    # It still pickles (a LlamaIndex splitter holding the tokenizer may be): by reference to encoding().
+    assert pickle.loads(pickle.dumps(loaded)) is loaded and copy.deepcopy(loaded) is loaded
+    restored = pickle.loads(pickle.dumps(cl100k.tokenizer()))
+    assert restored(TEXTS[1]) == parsed.encode(TEXTS[1], allowed_special="all")
+    other = subprocess.run(  # another process rebuilds it from the same cache
+        [sys.executable, "-c", "import pickle, sys; enc = pickle.load(sys.stdin.buffer); "
+                               "print(enc.encode(sys.argv[1], allowed_special='all'))", TEXTS[1]],
+        input=pickle.dumps(loaded), capture_output=True, check=True,
+    )
+    assert other.stdout.decode().strip() == str(parsed.encode(TEXTS[1], allowed_special="all"))
 
 
 def test_a_damaged_cache_is_parsed_again_and_rewritten(cache_home: Path) -> None:

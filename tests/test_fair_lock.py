@@ -123,3 +123,53 @@ def test_a_waiter_interrupted_leaves_the_queue_and_the_lock_usable() -> None:
     done.set()
     holder.join(5)
     assert _try_in_thread(lock)
+
+
+def test_never_two_holders_at_once_even_while_it_is_handed_over() -> None:
+    """Threads that yield while holding it: a lock that were free during a hand-over would let a newcomer in."""
+    lock = FairRLock()
+    inside = [0]
+    overlaps = [0]
+
+    def work() -> None:
+        for _ in range(300):
+            with lock:
+                inside[0] += 1
+                if inside[0] > 1:
+                    overlaps[0] += 1
+                time.sleep(0)
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert overlaps[0] == 0
+
+
+def test_a_waiter_interrupted_once_handed_the_lock_passes_it_on() -> None:
+    """The other interrupted case: the lock was handed to the waiter (its turn released) before it could take it.
+    It must go to the next waiter, not stay with the one that left."""
+    lock = FairRLock()
+    me = threading.get_ident()
+    turn = threading.Lock()
+    turn.acquire()
+    lock._owner = turn  # handed over by the previous holder, not yet taken
+
+    got = threading.Event()
+
+    def take() -> None:
+        with lock:
+            got.set()
+
+    waiter = threading.Thread(target=take, daemon=True)
+    waiter.start()
+    _wait_for(lambda: len(lock._waiters) == 1)
+    lock._abandon(turn, me)
+    assert got.wait(5)
+    waiter.join(5)
+    assert lock._owner is None and not lock._waiters
+    lock._owner, lock._depth = me, 1  # taken, then interrupted before acquire returned: freed the same way
+    lock._abandon(turn, me)
+    assert lock._owner is None and _try_in_thread(lock)

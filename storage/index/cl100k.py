@@ -62,8 +62,21 @@ def _parsed() -> Any:
         del os.environ["TIKTOKEN_CACHE_DIR"]
 
 
-def _from_cache(path: Path) -> Any | None:
+@cache
+def _cached_encoding_class() -> type:
+    """`tiktoken.Encoding` that pickles (and deep-copies) as a call of `encoding()`, which in the process that
+    loads it reads the same cache: its ranks are dropped once loaded (`encoding`), and tiktoken would pickle them.
+    A class made on first use, so that importing this module does not import tiktoken."""
     import tiktoken
+
+    class CachedEncoding(tiktoken.Encoding):
+        def __reduce__(self) -> tuple[Callable[[], Any], tuple[()]]:
+            return encoding, ()
+
+    return CachedEncoding
+
+
+def _from_cache(path: Path) -> Any | None:
 
     try:
         data = path.read_bytes()
@@ -76,7 +89,7 @@ def _from_cache(path: Path) -> Any | None:
     try:
         state = marshal.loads(payload)
         probe = state.pop("probe")
-        enc = tiktoken.Encoding(**state)
+        enc = _cached_encoding_class()(**state)
         # Ranks that are whole but not the ones the probe was made with; a rank missing makes tiktoken's Rust
         # code panic, which is a BaseException.
         matches = enc.encode(_PROBE, allowed_special="all") == probe
@@ -117,8 +130,8 @@ def encoding() -> Any:
     if enc is not None:
         # Its Python dict of ranks is only kept for pickling: encoding and decoding use the Rust tokenizer built
         # from it. Dropped, an idle server's RSS is 8 MiB smaller (measured in-process: 258 -> 250 MiB with a
-        # warm search mirror). Nothing pickles this encoding (the index child loads its own); pickling it fails
-        # loudly. Only ours: the parsed one is tiktoken's registered instance, which others may share.
+        # warm search mirror); it pickles by reference instead (_cached_encoding_class). Only ours: the parsed
+        # one is tiktoken's registered instance, which others may share.
         enc._mergeable_ranks = None
         return enc
     enc = _parsed()

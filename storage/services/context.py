@@ -3,7 +3,6 @@ take (find a row the caller may see, turn a row into the API model, stage bytes 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pydantic import JsonValue
 from artifact_mcp.storage import content as contentlib
 from artifact_mcp.storage.blobs import BlobStore, blob_key
 from artifact_mcp.storage.errors import NotFound
+from artifact_mcp.storage.fair_lock import FairRLock
 from artifact_mcp.storage.ids import artifact_uri
 from artifact_mcp.storage.models import Artifact, ArtifactSummary, ChangeEvent, Scope, StagedBlob
 from artifact_mcp.storage.repositories.protocols import Repositories
@@ -29,7 +29,7 @@ _SUMMARY_FIELDS = tuple(k for k in ArtifactSummary.model_fields if k != "uri")
 class StoreContext:
     db: Repositories
     blobs: BlobStore
-    lock: threading.RLock
+    lock: FairRLock
     max_content_bytes: int
 
     # --- rows ------------------------------------------------------------------------------------
