@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,8 +21,8 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
         time.sleep(0.001)
 
 
-def _try_in_thread(lock: FairRLock, timeout: float = 2.0) -> bool:
-    """Whether another thread gets the lock within `timeout`."""
+def _start_taker(lock: FairRLock) -> tuple[threading.Thread, threading.Event]:
+    """A thread that takes the lock (and lets it go), and the event it sets once it has it."""
     got = threading.Event()
 
     def take() -> None:
@@ -29,7 +31,39 @@ def _try_in_thread(lock: FairRLock, timeout: float = 2.0) -> bool:
 
     t = threading.Thread(target=take, daemon=True)
     t.start()
-    return got.wait(timeout)
+    return t, got
+
+
+def _try_in_thread(lock: FairRLock, timeout: float = 2.0) -> bool:
+    """Whether another thread gets the lock within `timeout`."""
+    return _start_taker(lock)[1].wait(timeout)
+
+
+def _run_threads(target: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+
+@contextmanager
+def _held_by_another_thread(lock: FairRLock) -> Iterator[None]:
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(5)
+    try:
+        yield
+    finally:
+        done.set()
+        holder.join(5)
 
 
 def test_waiters_get_the_lock_in_the_order_they_came() -> None:
@@ -65,11 +99,7 @@ def test_reentrant_and_exclusive() -> None:
                     value = counter[0]
                 counter[0] = value + 1
 
-    threads = [threading.Thread(target=bump) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _run_threads(bump, 8)
     assert counter[0] == 16_000
     assert _try_in_thread(lock)
 
@@ -78,20 +108,8 @@ def test_release_by_a_thread_that_does_not_hold_it_is_refused() -> None:
     lock = FairRLock()
     with pytest.raises(RuntimeError, match="does not hold"):
         lock.release()
-    held, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            held.set()
-            done.wait(5)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    with pytest.raises(RuntimeError, match="does not hold"):
+    with _held_by_another_thread(lock), pytest.raises(RuntimeError, match="does not hold"):
         lock.release()
-    done.set()
-    t.join(5)
     assert _try_in_thread(lock)
 
 
@@ -99,16 +117,6 @@ def test_a_waiter_interrupted_leaves_the_queue_and_the_lock_usable() -> None:
     """Ctrl-C while the main thread waits (a CLI command on a busy store) must not leave a dead waiter that the
     lock would be handed to forever."""
     lock = FairRLock()
-    held, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            held.set()
-            done.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait(5)
     main = threading.main_thread().ident
     assert main == threading.get_ident()
 
@@ -116,12 +124,11 @@ def test_a_waiter_interrupted_leaves_the_queue_and_the_lock_usable() -> None:
         _wait_for(lambda: len(lock._waiters) == 1)
         signal.pthread_kill(main, signal.SIGINT)
 
-    threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        lock.acquire()
-    assert not lock._waiters
-    done.set()
-    holder.join(5)
+    with _held_by_another_thread(lock):
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire()
+        assert not lock._waiters
     assert _try_in_thread(lock)
 
 
@@ -140,11 +147,7 @@ def test_never_two_holders_at_once_even_while_it_is_handed_over() -> None:
                 time.sleep(0)
                 inside[0] -= 1
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _run_threads(work, 8)
     assert overlaps[0] == 0
 
 
@@ -156,15 +159,7 @@ def test_a_waiter_interrupted_once_handed_the_lock_passes_it_on() -> None:
     turn = threading.Lock()
     turn.acquire()
     lock._owner = turn  # handed over by the previous holder, not yet taken
-
-    got = threading.Event()
-
-    def take() -> None:
-        with lock:
-            got.set()
-
-    waiter = threading.Thread(target=take, daemon=True)
-    waiter.start()
+    waiter, got = _start_taker(lock)
     _wait_for(lambda: len(lock._waiters) == 1)
     lock._abandon(turn, me)
     assert got.wait(5)
