@@ -77,7 +77,6 @@ def _cached_encoding_class() -> type:
 
 
 def _from_cache(path: Path) -> Any | None:
-
     try:
         data = path.read_bytes()
     except OSError:

@@ -41,6 +41,7 @@ from artifact_mcp.storage.index.hashing import HashEncoder
 from artifact_mcp.storage.index.model_spec import DEFAULT_VARIANT
 from artifact_mcp.storage.index.model_spec import parse as _parse
 from artifact_mcp.storage.index.onnx import weights
+from artifact_mcp.storage.index.vectors import normalise
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -85,7 +86,7 @@ class EmbeddingModel:
         assert self.llama is not None
         vectors = np.asarray(self.llama.get_text_embedding_batch(texts), dtype=np.float32)
         trim_heap()
-        return _normalise(vectors)
+        return normalise(vectors)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._cached_query(text).copy()
@@ -95,14 +96,7 @@ class EmbeddingModel:
         if self.encoder is not None:
             return self.encoder.encode([text])[0]
         assert self.llama is not None
-        return _normalise(np.asarray([self.llama.get_query_embedding(text)], dtype=np.float32))[0]
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    # Unit vectors make the inner product the cosine, which is cheaper to compute in SQL.
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return vectors / norms
+        return normalise(np.asarray([self.llama.get_query_embedding(text)], dtype=np.float32))[0]
 
 
 def model_id_for(spec: str) -> str:

@@ -8,6 +8,7 @@ import hashlib
 import numpy as np
 
 from artifact_mcp.storage.index.tokenize import tokens
+from artifact_mcp.storage.index.vectors import normalise
 
 
 class HashEncoder:
@@ -30,10 +31,7 @@ class HashEncoder:
         """Unit vectors of `texts` (a zero vector for a text without tokens), in their order."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.stack([self.vector(t) for t in texts])
-        # Normalised a second time, as the vectors of a LlamaIndex embedding are (embeddings._normalise): the
+        # Normalised a second time, as the vectors of a LlamaIndex embedding are (EmbeddingModel.embed_texts): the
         # float32 division rounds, and this keeps `hash:` vectors the same to the bit as before and as those of
         # `class:` models built on llama_embeddings.HashEmbedding.
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return vectors / norms
+        return normalise(np.stack([self.vector(t) for t in texts]))
